@@ -1,0 +1,171 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures::executor::block_on;
+use serde_json::json;
+
+use super::*;
+use crate::ports::testing::{ports, Canned, ScriptedHttp};
+use crate::session::InMemoryStore;
+
+fn agent(http: Rc<ScriptedHttp>, vars: &[(&str, &str)]) -> Agent {
+    let mut all: HashMap<String, String> = [("OPENAI_API_KEY", "k"), ("EDGECLAW_LLM_MAX_RETRIES", "0")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_env(&|k| all.get(k).cloned()).unwrap();
+    Agent::new(config, ports(http).0).unwrap()
+}
+
+fn tool_call(calls: &[(&str, &str, serde_json::Value)]) -> Canned {
+    let calls: Vec<_> = calls
+        .iter()
+        .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
+        .collect();
+    Canned::json(200, &json!({"choices": [{"message": {"content": null, "tool_calls": calls}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}))
+}
+
+fn answer(text: &str) -> Canned {
+    Canned::json(200, &json!({"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 20, "completion_tokens": 2}}))
+}
+
+fn run(agent: &Agent, store: &InMemoryStore, input: TurnInput) -> (Result<TurnReport>, Vec<TurnEvent>) {
+    let events = RefCell::new(Vec::new());
+    let result = block_on(agent.run_turn(store, input, false, &|e| events.borrow_mut().push(e)));
+    (result, events.into_inner())
+}
+
+#[test]
+fn tool_calls_run_concurrently_and_results_feed_the_next_call() {
+    let http = Rc::new(ScriptedHttp::default());
+    http.responses.borrow_mut().extend([
+        Ok(tool_call(&[("a", "calculator", json!({"expression": "2+2"})), ("b", "calculator", json!({"expression": "3*3"}))])),
+        Ok(answer("4 and 9")),
+    ]);
+    let agent = agent(http.clone(), &[]);
+    let store = InMemoryStore::default();
+    let (report, events) = run(&agent, &store, TurnInput::Message("compute".into()));
+    let report = report.unwrap();
+    assert_eq!((report.status, report.reply.as_str(), report.iterations), (TurnStatus::Completed, "4 and 9", 2));
+    assert_eq!(report.tool_calls.iter().map(|c| c.output.as_str()).collect::<Vec<_>>(), ["4", "9"]);
+    assert_eq!(report.usage, Usage { input_tokens: 30, output_tokens: 7 });
+    assert!(report.cost_usd.unwrap() > 0.0);
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            TurnEvent::TurnStarted { .. } => "started",
+            TurnEvent::ToolCallStarted { .. } => "tool_start",
+            TurnEvent::ToolCallFinished(_) => "tool_end",
+            TurnEvent::Usage { .. } => "usage",
+            TurnEvent::TextDelta { .. } => "delta",
+        })
+        .collect();
+    assert_eq!(names, ["started", "usage", "tool_start", "tool_start", "tool_end", "tool_end", "usage"]);
+    let second: serde_json::Value = serde_json::from_slice(&http.requests.borrow()[1].body).unwrap();
+    assert_eq!(second["messages"][3], json!({"role": "tool", "tool_call_id": "a", "content": "4"}));
+    let transcript = block_on(store.transcript()).unwrap();
+    assert_eq!(transcript.messages.len(), 5);
+    assert_eq!(transcript.turns[0].status, TurnStatus::Completed);
+}
+
+#[test]
+fn unknown_tools_and_bad_arguments_go_back_to_the_model_as_errors() {
+    let http = Rc::new(ScriptedHttp::default());
+    let mut bad_args = tool_call(&[("b", "calculator", json!({}))]);
+    bad_args.chunks = vec![Ok(br#"{"choices":[{"message":{"tool_calls":[{"id":"b","type":"function","function":{"name":"calculator","arguments":"{oops"}}]}}]}"#.to_vec())];
+    http.responses.borrow_mut().extend([Ok(tool_call(&[("a", "no_such_tool", json!({}))])), Ok(bad_args), Ok(answer("sorry"))]);
+    let agent = agent(http, &[]);
+    let (report, _) = run(&agent, &InMemoryStore::default(), TurnInput::Message("x".into()));
+    let report = report.unwrap();
+    assert!(report.tool_calls[0].is_error && report.tool_calls[0].output.contains("unknown tool `no_such_tool`"));
+    assert!(report.tool_calls[1].is_error && report.tool_calls[1].output.contains("not valid JSON"));
+    assert_eq!(report.status, TurnStatus::Completed);
+}
+
+#[test]
+fn the_iteration_limit_stops_a_looping_model() {
+    let http = Rc::new(ScriptedHttp::default());
+    for i in 0..3 {
+        http.responses.borrow_mut().push_back(Ok(tool_call(&[(["a", "b", "c"][i], "calculator", json!({"expression": "1+1"}))])));
+    }
+    let agent = agent(http, &[("EDGECLAW_MAX_ITERATIONS", "3")]);
+    let (report, _) = run(&agent, &InMemoryStore::default(), TurnInput::Message("loop".into()));
+    let report = report.unwrap();
+    assert_eq!((report.status, report.iterations, report.tool_calls.len()), (TurnStatus::LimitReached, 3, 3));
+    assert!(report.reply.contains("iteration limit"));
+}
+
+#[test]
+fn a_failed_turn_keeps_the_user_message_and_can_be_retried() {
+    let http = Rc::new(ScriptedHttp::default());
+    http.responses.borrow_mut().extend([
+        Ok(Canned::json(500, &json!({"error": {"message": "overloaded"}}))),
+        Ok(answer("better now")),
+    ]);
+    let agent = agent(http, &[]);
+    let store = InMemoryStore::default();
+    let (result, _) = run(&agent, &store, TurnInput::Message("hello".into()));
+    assert!(result.unwrap_err().to_string().contains("overloaded"));
+    let transcript = block_on(store.transcript()).unwrap();
+    assert_eq!(transcript.messages.len(), 1);
+    assert_eq!(transcript.turns[0].status, TurnStatus::Failed);
+
+    let (report, _) = run(&agent, &store, TurnInput::Retry);
+    let report = report.unwrap();
+    assert_eq!(report.reply, "better now");
+    assert_eq!(report.turn_id, transcript.turns[0].id);
+    let transcript = block_on(store.transcript()).unwrap();
+    assert_eq!((transcript.messages.len(), transcript.turns.len()), (2, 1));
+    assert_eq!(transcript.turns[0].status, TurnStatus::Completed);
+
+    let (again, _) = run(&agent, &store, TurnInput::Retry);
+    assert!(matches!(again, Err(Error::NothingToRetry)));
+}
+
+#[test]
+fn a_turn_left_running_by_a_restart_is_marked_interrupted() {
+    let http = Rc::new(ScriptedHttp::default());
+    http.responses.borrow_mut().push_back(Ok(answer("hi")));
+    let agent = agent(http, &[]);
+    let store = InMemoryStore::default();
+    let stale = TurnRecord {
+        id: "turn_old".into(),
+        status: TurnStatus::Running,
+        error: None,
+        started_at: 1,
+        finished_at: None,
+        usage: Usage::default(),
+        cost_usd: None,
+    };
+    block_on(store.start_turn(&stale)).unwrap();
+    run(&agent, &store, TurnInput::Message("new".into())).0.unwrap();
+    let turns = block_on(store.transcript()).unwrap().turns;
+    assert_eq!(turns[0].status, TurnStatus::Failed);
+    assert_eq!(turns[0].error.as_deref(), Some("interrupted before it finished"));
+}
+
+#[test]
+fn streamed_text_is_reported_as_deltas() {
+    let http = Rc::new(ScriptedHttp::default());
+    http.responses.borrow_mut().push_back(Ok(Canned::sse(&[
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+    ])));
+    let agent = agent(http, &[]);
+    let events = RefCell::new(Vec::new());
+    let report = block_on(agent.run_turn(&InMemoryStore::default(), TurnInput::Message("hi".into()), true, &|e| {
+        events.borrow_mut().push(e)
+    }))
+    .unwrap();
+    let deltas: String = events
+        .borrow()
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::TextDelta { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((deltas.as_str(), report.reply.as_str()), ("Hello", "Hello"));
+}

@@ -1,0 +1,158 @@
+//! The one typed configuration, read once from the platform's variables and secrets.
+
+use crate::auth::ApiTokens;
+use crate::llm::route::Routes;
+use crate::llm::RetryPolicy;
+use crate::tools::FetchLimits;
+
+/// A configuration variable has an unusable value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration variable {var}: {reason}")]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error about `var`.
+    pub fn invalid(var: &str, reason: impl Into<String>) -> Self {
+        Self { var: var.to_string(), reason: reason.into() }
+    }
+}
+
+/// Model used when `EDGECLAW_MODEL` is not set.
+pub const DEFAULT_MODEL: &str = "openai:gpt-4o-mini";
+
+/// Everything an edgeclaw deployment is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Who may call the API.
+    pub api_tokens: ApiTokens,
+    /// Model routes in fallback order (`EDGECLAW_MODEL`, then `EDGECLAW_FALLBACK_MODELS`).
+    pub routes: Routes,
+    /// Retry and timeout policy for model calls.
+    pub retry: RetryPolicy,
+    /// Model calls per turn before the turn stops (`EDGECLAW_MAX_ITERATIONS`).
+    pub max_iterations: u32,
+    /// Upper bound on tokens generated per model call.
+    pub max_output_tokens: u32,
+    /// Budget for conversation history sent to the model, in tokens.
+    pub history_budget_tokens: usize,
+    /// Budget for skill instructions injected per turn, in tokens.
+    pub skills_budget_tokens: usize,
+    /// Time allowed for one tool call.
+    pub tool_timeout_ms: u64,
+    /// Limits of the `http_fetch` tool.
+    pub fetch: FetchLimits,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Replaces the built-in system prompt when set.
+    pub system_prompt: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration through `lookup` (the platform's variables and secrets).
+    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |var: &str| lookup(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let number = |var: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(text) => match text.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError::invalid(var, format!("`{text}` is not a whole number from {min} to {max}"))),
+                },
+            }
+        };
+        let flag = |var: &str| -> Result<bool, ConfigError> {
+            match get(var).as_deref() {
+                None | Some("false") | Some("0") => Ok(false),
+                Some("true") | Some("1") => Ok(true),
+                Some(other) => Err(ConfigError::invalid(var, format!("`{other}` is not true or false"))),
+            }
+        };
+
+        let mut specs = vec![("EDGECLAW_MODEL", get("EDGECLAW_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_string()))];
+        if let Some(fallbacks) = get("EDGECLAW_FALLBACK_MODELS") {
+            specs.extend(fallbacks.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| ("EDGECLAW_FALLBACK_MODELS", s.to_string())));
+        }
+        let routes = Routes::resolve(&specs, &get)?;
+
+        let defaults = RetryPolicy::default();
+        let retry = RetryPolicy {
+            max_retries: number("EDGECLAW_LLM_MAX_RETRIES", defaults.max_retries.into(), 0, 10)? as u32,
+            base_delay_ms: number("EDGECLAW_LLM_RETRY_BASE_MS", defaults.base_delay_ms, 1, 60_000)?,
+            max_delay_ms: defaults.max_delay_ms,
+            request_timeout_ms: number("EDGECLAW_LLM_TIMEOUT_MS", defaults.request_timeout_ms, 1_000, 600_000)?,
+            idle_timeout_ms: number("EDGECLAW_LLM_IDLE_TIMEOUT_MS", defaults.idle_timeout_ms, 1_000, 600_000)?,
+        };
+        let fetch = FetchLimits {
+            max_body_bytes: number("EDGECLAW_FETCH_MAX_BYTES", 64 * 1024, 1_024, 4 * 1024 * 1024)? as usize,
+            timeout_ms: number("EDGECLAW_FETCH_TIMEOUT_MS", 15_000, 100, 120_000)?,
+            allow_private: flag("EDGECLAW_ALLOW_PRIVATE_EGRESS")?,
+        };
+
+        Ok(Config {
+            api_tokens: ApiTokens::parse(get("EDGECLAW_API_TOKENS").as_deref().unwrap_or(""))
+                .map_err(|reason| ConfigError::invalid("EDGECLAW_API_TOKENS", reason))?,
+            routes,
+            retry,
+            max_iterations: number("EDGECLAW_MAX_ITERATIONS", 16, 1, 100)? as u32,
+            max_output_tokens: number("EDGECLAW_MAX_OUTPUT_TOKENS", 4_096, 16, 200_000)? as u32,
+            history_budget_tokens: number("EDGECLAW_HISTORY_TOKENS", 24_000, 500, 1_000_000)? as usize,
+            skills_budget_tokens: number("EDGECLAW_SKILLS_TOKENS", 2_000, 0, 100_000)? as usize,
+            tool_timeout_ms: number("EDGECLAW_TOOL_TIMEOUT_MS", 30_000, 100, 300_000)?,
+            fetch,
+            max_body_bytes: number("EDGECLAW_MAX_BODY_BYTES", 1024 * 1024, 1_024, 32 * 1024 * 1024)? as usize,
+            system_prompt: get("EDGECLAW_SYSTEM_PROMPT"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_env(&|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.max_iterations, 16);
+        assert!(c.routes.usable.is_empty());
+        assert_eq!(c.routes.missing, vec!["set OPENAI_API_KEY for openai:gpt-4o-mini".to_string()]);
+        assert!(!c.fetch.allow_private);
+    }
+
+    #[test]
+    fn fallbacks_follow_the_primary_in_order() {
+        let c = config(&[
+            ("EDGECLAW_MODEL", "anthropic:claude-3-5-haiku-latest"),
+            ("EDGECLAW_FALLBACK_MODELS", " gemini:gemini-2.0-flash , openai:gpt-4o"),
+            ("ANTHROPIC_API_KEY", "a"),
+            ("GEMINI_API_KEY", "g"),
+            ("OPENAI_API_KEY", "o"),
+        ])
+        .unwrap();
+        let labels: Vec<String> = c.routes.usable.iter().map(|r| r.label()).collect();
+        assert_eq!(labels, ["anthropic:claude-3-5-haiku-latest", "gemini:gemini-2.0-flash", "openai:gpt-4o"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("EDGECLAW_MAX_ITERATIONS", "zero"),
+            ("EDGECLAW_MAX_ITERATIONS", "0"),
+            ("EDGECLAW_ALLOW_PRIVATE_EGRESS", "maybe"),
+            ("EDGECLAW_API_TOKENS", "no-colon-here"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
+    }
+}

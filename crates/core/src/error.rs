@@ -1,0 +1,29 @@
+//! The one error type of the core crate.
+
+use crate::{config::ConfigError, llm::LlmError, skills::SkillError};
+
+/// Everything that can go wrong inside core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The deployment's configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No usable LLM route: the message names the variables to set.
+    #[error("no LLM provider is configured: {0}")]
+    LlmNotConfigured(String),
+    /// Every configured model route failed.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// A bundled skill could not be loaded.
+    #[error(transparent)]
+    Skill(#[from] SkillError),
+    /// The session store failed.
+    #[error("session storage failed: {0}")]
+    Store(String),
+    /// A retry was asked for but the last turn did not fail.
+    #[error("the last turn did not fail; there is nothing to retry")]
+    NothingToRetry,
+}
+
+/// Result with the core [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

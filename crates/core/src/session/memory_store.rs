@@ -1,0 +1,60 @@
+//! A session store held in memory: for stateless OpenAI-compatible requests and for tests.
+
+use std::cell::RefCell;
+
+use async_trait::async_trait;
+
+use super::{SessionStore, StoredMessage, Transcript, TurnRecord};
+use crate::llm::Message;
+use crate::Result;
+
+/// Keeps a transcript in memory for the lifetime of the value.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    transcript: RefCell<Transcript>,
+}
+
+impl InMemoryStore {
+    /// A store that starts with `messages` as earlier history.
+    pub fn with_history(messages: Vec<Message>) -> Self {
+        let messages = messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, message)| StoredMessage { seq: i as u64 + 1, turn_id: "history".into(), created_at: 0, message })
+            .collect();
+        Self { transcript: RefCell::new(Transcript { messages, turns: vec![] }) }
+    }
+}
+
+#[async_trait(?Send)]
+impl SessionStore for InMemoryStore {
+    async fn start_turn(&self, turn: &TurnRecord) -> Result<()> {
+        self.transcript.borrow_mut().turns.push(turn.clone());
+        Ok(())
+    }
+
+    async fn append(&self, turn_id: &str, message: &Message, at_ms: u64) -> Result<()> {
+        let mut t = self.transcript.borrow_mut();
+        let seq = t.messages.last().map_or(1, |m| m.seq + 1);
+        t.messages.push(StoredMessage { seq, turn_id: turn_id.to_string(), created_at: at_ms, message: message.clone() });
+        Ok(())
+    }
+
+    async fn update_turn(&self, turn: &TurnRecord) -> Result<()> {
+        let mut t = self.transcript.borrow_mut();
+        match t.turns.iter_mut().find(|r| r.id == turn.id) {
+            Some(record) => *record = turn.clone(),
+            None => t.turns.push(turn.clone()),
+        }
+        Ok(())
+    }
+
+    async fn transcript(&self) -> Result<Transcript> {
+        Ok(self.transcript.borrow().clone())
+    }
+
+    async fn clear(&self) -> Result<()> {
+        *self.transcript.borrow_mut() = Transcript::default();
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Tools the model can call: the [`Tool`] trait, the [`ToolRegistry`] and the built-in tools.
+
+mod calculator;
+mod current_time;
+mod http_fetch;
+
+use std::rc::Rc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::llm::ToolSpec;
+use crate::ports::Ports;
+
+pub use calculator::Calculator;
+pub use current_time::CurrentTime;
+pub use http_fetch::{FetchLimits, HttpFetch};
+
+/// Why a tool call failed. The message goes back to the model as the tool's result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolError(pub String);
+
+impl ToolError {
+    /// A tool error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// A capability the model can invoke with JSON arguments.
+#[async_trait(?Send)]
+pub trait Tool {
+    /// Unique name the model calls it by.
+    fn name(&self) -> &'static str;
+    /// What it does and when to use it, for the model.
+    fn description(&self) -> &'static str;
+    /// JSON Schema of the arguments object.
+    fn parameters(&self) -> Value;
+    /// Runs the tool; the text returned is what the model sees.
+    async fn execute(&self, arguments: Value) -> Result<String, ToolError>;
+}
+
+/// The tools available to one agent.
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: Vec<Rc<dyn Tool>>,
+}
+
+impl ToolRegistry {
+    /// The built-in tools over these ports.
+    pub fn builtin(ports: &Ports, fetch_limits: FetchLimits) -> Self {
+        let mut registry = Self::default();
+        registry.register(Rc::new(Calculator));
+        registry.register(Rc::new(CurrentTime::new(ports.clock.clone())));
+        registry.register(Rc::new(HttpFetch::new(ports.clone(), fetch_limits)));
+        registry
+    }
+
+    /// Adds a tool, replacing any tool of the same name.
+    pub fn register(&mut self, tool: Rc<dyn Tool>) {
+        self.tools.retain(|t| t.name() != tool.name());
+        self.tools.push(tool);
+    }
+
+    /// The tool with this name.
+    pub fn get(&self, name: &str) -> Option<&Rc<dyn Tool>> {
+        self.tools.iter().find(|t| t.name() == name)
+    }
+
+    /// Names of all tools.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tools.iter().map(|t| t.name()).collect()
+    }
+
+    /// The specs advertised to the model.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools
+            .iter()
+            .map(|t| ToolSpec { name: t.name().into(), description: t.description().into(), parameters: t.parameters() })
+            .collect()
+    }
+}
+
+/// Reads a required string argument.
+fn string_arg<'a>(arguments: &'a Value, name: &str) -> Result<&'a str, ToolError> {
+    arguments
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::new(format!("missing required string argument `{name}`")))
+}
