@@ -8,9 +8,6 @@ pub enum Error {
     /// The deployment's configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// No usable LLM route: the message names the variables to set.
-    #[error("no LLM provider is configured: {0}")]
-    LlmNotConfigured(String),
     /// Every configured model route failed.
     #[error(transparent)]
     Llm(#[from] LlmError),

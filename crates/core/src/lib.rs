@@ -6,7 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
-
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;

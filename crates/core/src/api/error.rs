@@ -1,0 +1,81 @@
+//! The API's error: an HTTP status and the JSON body `{"error": {"code", "message"}}`.
+
+use serde_json::{json, Value};
+
+use crate::llm::LlmError;
+use crate::Error;
+
+/// An error as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    /// 401 for a missing or unknown token.
+    pub fn unauthorized(tokens_configured: bool) -> Self {
+        let message = if tokens_configured {
+            "a valid `Authorization: Bearer <token>` header is required"
+        } else {
+            "no API tokens are configured: set EDGECLAW_API_TOKENS to principal:token pairs"
+        };
+        Self::new(401, "unauthorized", message)
+    }
+
+    /// 400 for a malformed session id.
+    pub fn invalid_session_id() -> Self {
+        Self::new(400, "invalid_session_id", "session ids are 1-128 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        match error {
+            Error::Config(_) => Self::new(500, "config_error", message),
+            Error::Skill(_) => Self::new(500, "skill_error", message),
+            Error::Store(_) => Self::new(500, "storage_error", message),
+            Error::NothingToRetry => Self::new(409, "nothing_to_retry", message),
+            Error::Llm(LlmError::NotConfigured(_)) => Self::new(503, "llm_not_configured", message),
+            Error::Llm(LlmError::StreamBroken(_)) => Self::new(502, "llm_stream_broken", message),
+            Error::Llm(_) => Self::new(502, "llm_unavailable", message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_map_to_statuses_and_codes() {
+        let cases = [
+            (Error::NothingToRetry, 409, "nothing_to_retry"),
+            (Error::Llm(LlmError::NotConfigured("set OPENAI_API_KEY".into())), 503, "llm_not_configured"),
+            (Error::Llm(LlmError::StreamBroken("cut".into())), 502, "llm_stream_broken"),
+            (Error::Llm(LlmError::Unavailable("all down".into())), 502, "llm_unavailable"),
+            (Error::Store("disk".into()), 500, "storage_error"),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status, api.code), (status, code));
+        }
+        let body = ApiError::new(404, "not_found", "nope").body();
+        assert_eq!(body, json!({"error": {"code": "not_found", "message": "nope"}}));
+    }
+}

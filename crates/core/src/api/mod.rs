@@ -1,0 +1,162 @@
+//! The HTTP API, independent of any platform: routing, request parsing, the JSON error shape, and how
+//! turns are encoded (JSON, native SSE events, or OpenAI-compatible chunks). Adapters move bytes; every
+//! decision about status codes and bodies is made here, once.
+
+mod error;
+pub mod openai_compat;
+mod turn;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::session::SessionId;
+
+pub use error::ApiError;
+pub use turn::{run_turn_streaming, ReplyFormat};
+
+/// Version reported by the health endpoint.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Longest user message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A recognised request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /api/health`
+    Health,
+    /// `POST /api/sessions/{id}/messages`
+    SendMessage(SessionId),
+    /// `GET /api/sessions/{id}/messages`
+    History(SessionId),
+    /// `POST /api/sessions/{id}/retry`
+    Retry(SessionId),
+    /// `DELETE /api/sessions/{id}`
+    DeleteSession(SessionId),
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `GET /v1/models`
+    Models,
+}
+
+impl Route {
+    /// Matches a method and path; unknown paths are 404, known paths with another method 405.
+    pub fn parse(method: &str, path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let session = |id: &str| SessionId::parse(id).ok_or_else(ApiError::invalid_session_id);
+        let (allowed, route): (&[&str], Option<Route>) = match segments.as_slice() {
+            ["api", "health"] => (&["GET"], (method == "GET").then_some(Route::Health)),
+            ["api", "sessions", id, "messages"] => (
+                &["GET", "POST"],
+                match method {
+                    "GET" => Some(Route::History(session(id)?)),
+                    "POST" => Some(Route::SendMessage(session(id)?)),
+                    _ => None,
+                },
+            ),
+            ["api", "sessions", id, "retry"] => (&["POST"], if method == "POST" { Some(Route::Retry(session(id)?)) } else { None }),
+            ["api", "sessions", id] => {
+                (&["DELETE"], if method == "DELETE" { Some(Route::DeleteSession(session(id)?)) } else { None })
+            }
+            ["v1", "chat", "completions"] => (&["POST"], (method == "POST").then_some(Route::ChatCompletions)),
+            ["v1", "models"] => (&["GET"], (method == "GET").then_some(Route::Models)),
+            _ => return Err(ApiError::new(404, "not_found", format!("no route for {path}"))),
+        };
+        route.ok_or_else(|| {
+            ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")))
+        })
+    }
+
+    /// Whether the route needs an API token.
+    pub fn needs_auth(&self) -> bool {
+        !matches!(self, Route::Health)
+    }
+}
+
+/// Fails with 413 when a body of `len` bytes exceeds `limit`.
+pub fn check_body_size(len: usize, limit: usize) -> Result<(), ApiError> {
+    if len > limit {
+        return Err(ApiError::new(413, "payload_too_large", format!("the body has {len} bytes; the limit is {limit}")));
+    }
+    Ok(())
+}
+
+/// Parses a JSON body into `T`: 400 `invalid_json` for bad JSON, 400 `invalid_request` for the wrong shape.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| ApiError::new(400, "invalid_request", format!("unexpected request shape: {e}")))
+}
+
+#[derive(Deserialize)]
+struct SendMessageBody {
+    content: Option<Value>,
+}
+
+/// Reads the user message of `POST /api/sessions/{id}/messages`.
+pub fn parse_send_message(body: &[u8]) -> Result<String, ApiError> {
+    let parsed: SendMessageBody = parse_json(body)?;
+    match parsed.content {
+        Some(Value::String(text)) => validate_message(text),
+        Some(_) => Err(ApiError::new(400, "invalid_request", "`content` must be a string")),
+        None => Err(ApiError::new(400, "invalid_request", "`content` is required")),
+    }
+}
+
+/// Checks a user message: not blank, not over [`MAX_MESSAGE_BYTES`].
+pub fn validate_message(text: String) -> Result<String, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::new(400, "invalid_request", "the message is empty"));
+    }
+    check_body_size(text.len(), MAX_MESSAGE_BYTES).map_err(|_| {
+        ApiError::new(413, "payload_too_large", format!("the message has {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()))
+    })?;
+    Ok(text)
+}
+
+/// The body of `GET /api/health`.
+pub fn health(llm_configured: bool) -> Value {
+    json!({"status": "ok", "version": VERSION, "llm_configured": llm_configured})
+}
+
+/// One SSE frame.
+pub fn sse_frame(event: &str, data: &Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_methods_and_paths() {
+        assert_eq!(Route::parse("GET", "/api/health").unwrap(), Route::Health);
+        assert_eq!(Route::parse("POST", "/api/sessions/abc-1/messages").unwrap(), Route::SendMessage(SessionId::parse("abc-1").unwrap()));
+        assert_eq!(Route::parse("GET", "/api/sessions/abc/messages/").unwrap(), Route::History(SessionId::parse("abc").unwrap()));
+        assert_eq!(Route::parse("DELETE", "/api/sessions/abc").unwrap(), Route::DeleteSession(SessionId::parse("abc").unwrap()));
+        assert_eq!(Route::parse("POST", "/v1/chat/completions").unwrap(), Route::ChatCompletions);
+        assert_eq!(Route::parse("GET", "/nope").unwrap_err().status, 404);
+        let wrong = Route::parse("PUT", "/api/sessions/abc/messages").unwrap_err();
+        assert_eq!((wrong.status, wrong.code), (405, "method_not_allowed"));
+        assert_eq!(Route::parse("POST", "/api/sessions/bad%20id/messages").unwrap_err().code, "invalid_session_id");
+        assert_eq!(Route::parse("POST", &format!("/api/sessions/{}/messages", "a".repeat(129))).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn message_bodies_are_validated() {
+        assert_eq!(parse_send_message(br#"{"content":"hi"}"#).unwrap(), "hi");
+        assert_eq!(parse_send_message(b"{oops").unwrap_err().code, "invalid_json");
+        assert_eq!(parse_send_message(b"{}").unwrap_err().code, "invalid_request");
+        assert_eq!(parse_send_message(br#"{"content":"  "}"#).unwrap_err().code, "invalid_request");
+        assert_eq!(parse_send_message(br#"{"content":5}"#).unwrap_err().code, "invalid_request");
+        assert_eq!(parse_send_message(br#"[1]"#).unwrap_err().code, "invalid_request");
+        let big = serde_json::to_vec(&json!({"content": "x".repeat(MAX_MESSAGE_BYTES + 1)})).unwrap();
+        assert_eq!(parse_send_message(&big).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn oversized_bodies_are_413() {
+        assert!(check_body_size(10, 10).is_ok());
+        assert_eq!(check_body_size(11, 10).unwrap_err().status, 413);
+    }
+}
