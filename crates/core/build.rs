@@ -19,7 +19,9 @@ fn main() {
         .unwrap_or_default();
     files.sort();
 
-    let mut out = String::from("/// Bundled skill files: (repository path, contents).\npub const BUNDLED: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Bundled skill files: (repository path, contents).\npub const BUNDLED: &[(&str, &str)] = &[\n",
+    );
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let dir = file.parent().and_then(|p| p.file_name()).expect("skill folder has a name");

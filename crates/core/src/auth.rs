@@ -51,7 +51,8 @@ impl ApiTokens {
     pub fn parse(text: &str) -> Result<ApiTokens, String> {
         let mut entries = Vec::new();
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, token) = entry.split_once(':').ok_or_else(|| "each entry must be principal:token".to_string())?;
+            let (name, token) =
+                entry.split_once(':').ok_or_else(|| "each entry must be principal:token".to_string())?;
             let principal = Principal::parse(name.trim())?;
             let token = token.trim();
             if token.len() < 8 {
@@ -70,7 +71,8 @@ impl ApiTokens {
     /// The principal whose token is in this `Authorization` header value, if any. Every configured
     /// token is compared, in constant time, so timing reveals nothing about which one matched.
     pub fn authenticate(&self, authorization: Option<&str>) -> Option<Principal> {
-        let presented = authorization?.strip_prefix("Bearer ").or_else(|| authorization?.strip_prefix("bearer "))?.trim();
+        let presented =
+            authorization?.strip_prefix("Bearer ").or_else(|| authorization?.strip_prefix("bearer "))?.trim();
         let mut found = None;
         for (principal, token) in &self.entries {
             if bool::from(token.as_slice().ct_eq(presented.as_bytes())) {

@@ -75,7 +75,13 @@ impl Config {
 
         let mut specs = vec![("EDGECLAW_MODEL", get("EDGECLAW_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_string()))];
         if let Some(fallbacks) = get("EDGECLAW_FALLBACK_MODELS") {
-            specs.extend(fallbacks.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| ("EDGECLAW_FALLBACK_MODELS", s.to_string())));
+            specs.extend(
+                fallbacks
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| ("EDGECLAW_FALLBACK_MODELS", s.to_string())),
+            );
         }
         let routes = Routes::resolve(&specs, &get)?;
 

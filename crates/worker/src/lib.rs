@@ -1,1 +1,17 @@
+//! edgeclaw on Cloudflare Workers: the fetch entry point and the `Session` Durable Object. This crate
+//! only adapts — every decision is made by `edgeclaw-core`.
 
+mod config;
+mod gateway;
+mod http;
+mod ports;
+mod session;
+mod store;
+
+pub use session::Session;
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    gateway::handle(req, env).await
+}

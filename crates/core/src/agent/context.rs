@@ -68,7 +68,10 @@ mod tests {
             user(&"a".repeat(400)),
             assistant("b"),
             user("c"),
-            Message::Assistant { content: String::new(), tool_calls: vec![ToolCall { id: "1".into(), name: "t".into(), arguments: "{}".into() }] },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall { id: "1".into(), name: "t".into(), arguments: "{}".into() }],
+            },
             Message::Tool { tool_call_id: "1".into(), name: "t".into(), content: "r".repeat(40), is_error: false },
             assistant("d"),
             user("e"),

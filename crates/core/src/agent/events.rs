@@ -89,6 +89,15 @@ impl TurnReport {
         model: String,
         iterations: u32,
     ) -> Self {
-        Self { turn_id: turn.id.clone(), status, reply, tool_calls, usage: turn.usage, cost_usd: turn.cost_usd, model, iterations }
+        Self {
+            turn_id: turn.id.clone(),
+            status,
+            reply,
+            tool_calls,
+            usage: turn.usage,
+            cost_usd: turn.cost_usd,
+            model,
+            iterations,
+        }
     }
 }

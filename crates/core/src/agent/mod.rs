@@ -97,7 +97,8 @@ impl Agent {
                 turn
             }
             TurnInput::Retry => {
-                let last = transcript.turns.last().filter(|t| matches!(t.status, TurnStatus::Failed | TurnStatus::Running));
+                let last =
+                    transcript.turns.last().filter(|t| matches!(t.status, TurnStatus::Failed | TurnStatus::Running));
                 let mut turn = last.cloned().ok_or(Error::NothingToRetry)?;
                 turn.status = TurnStatus::Running;
                 turn.error = None;
@@ -165,8 +166,13 @@ impl Agent {
             let reply = completion.reply;
             model = completion.route.label();
             turn.usage += reply.usage;
-            turn.cost_usd = turn.cost_usd.zip(pricing::cost_usd(&completion.route.model, reply.usage)).map(|(a, b)| a + b);
-            sink(TurnEvent::Usage { input_tokens: reply.usage.input_tokens, output_tokens: reply.usage.output_tokens, model: model.clone() });
+            turn.cost_usd =
+                turn.cost_usd.zip(pricing::cost_usd(&completion.route.model, reply.usage)).map(|(a, b)| a + b);
+            sink(TurnEvent::Usage {
+                input_tokens: reply.usage.input_tokens,
+                output_tokens: reply.usage.output_tokens,
+                model: model.clone(),
+            });
 
             let assistant = Message::Assistant { content: reply.text.clone(), tool_calls: reply.tool_calls.clone() };
             store.append(&turn.id, &assistant, self.ports.clock.now_ms()).await?;
@@ -176,7 +182,11 @@ impl Agent {
             }
 
             for call in &reply.tool_calls {
-                sink(TurnEvent::ToolCallStarted { id: call.id.clone(), name: call.name.clone(), arguments: call.arguments_object() });
+                sink(TurnEvent::ToolCallStarted {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments_object(),
+                });
             }
             let reports = join_all(reply.tool_calls.iter().map(|call| self.run_tool(call, sink))).await;
             for report in reports {

@@ -24,11 +24,17 @@ fn tool_call(calls: &[(&str, &str, serde_json::Value)]) -> Canned {
         .iter()
         .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
         .collect();
-    Canned::json(200, &json!({"choices": [{"message": {"content": null, "tool_calls": calls}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}))
+    Canned::json(
+        200,
+        &json!({"choices": [{"message": {"content": null, "tool_calls": calls}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}),
+    )
 }
 
 fn answer(text: &str) -> Canned {
-    Canned::json(200, &json!({"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 20, "completion_tokens": 2}}))
+    Canned::json(
+        200,
+        &json!({"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 20, "completion_tokens": 2}}),
+    )
 }
 
 fn run(agent: &Agent, store: &InMemoryStore, input: TurnInput) -> (Result<TurnReport>, Vec<TurnEvent>) {
@@ -41,7 +47,10 @@ fn run(agent: &Agent, store: &InMemoryStore, input: TurnInput) -> (Result<TurnRe
 fn tool_calls_run_concurrently_and_results_feed_the_next_call() {
     let http = Rc::new(ScriptedHttp::default());
     http.responses.borrow_mut().extend([
-        Ok(tool_call(&[("a", "calculator", json!({"expression": "2+2"})), ("b", "calculator", json!({"expression": "3*3"}))])),
+        Ok(tool_call(&[
+            ("a", "calculator", json!({"expression": "2+2"})),
+            ("b", "calculator", json!({"expression": "3*3"})),
+        ])),
         Ok(answer("4 and 9")),
     ]);
     let agent = agent(http.clone(), &[]);
@@ -75,7 +84,11 @@ fn unknown_tools_and_bad_arguments_go_back_to_the_model_as_errors() {
     let http = Rc::new(ScriptedHttp::default());
     let mut bad_args = tool_call(&[("b", "calculator", json!({}))]);
     bad_args.chunks = vec![Ok(br#"{"choices":[{"message":{"tool_calls":[{"id":"b","type":"function","function":{"name":"calculator","arguments":"{oops"}}]}}]}"#.to_vec())];
-    http.responses.borrow_mut().extend([Ok(tool_call(&[("a", "no_such_tool", json!({}))])), Ok(bad_args), Ok(answer("sorry"))]);
+    http.responses.borrow_mut().extend([
+        Ok(tool_call(&[("a", "no_such_tool", json!({}))])),
+        Ok(bad_args),
+        Ok(answer("sorry")),
+    ]);
     let agent = agent(http, &[]);
     let (report, _) = run(&agent, &InMemoryStore::default(), TurnInput::Message("x".into()));
     let report = report.unwrap();
@@ -88,7 +101,11 @@ fn unknown_tools_and_bad_arguments_go_back_to_the_model_as_errors() {
 fn the_iteration_limit_stops_a_looping_model() {
     let http = Rc::new(ScriptedHttp::default());
     for i in 0..3 {
-        http.responses.borrow_mut().push_back(Ok(tool_call(&[(["a", "b", "c"][i], "calculator", json!({"expression": "1+1"}))])));
+        http.responses.borrow_mut().push_back(Ok(tool_call(&[(
+            ["a", "b", "c"][i],
+            "calculator",
+            json!({"expression": "1+1"}),
+        )])));
     }
     let agent = agent(http, &[("EDGECLAW_MAX_ITERATIONS", "3")]);
     let (report, _) = run(&agent, &InMemoryStore::default(), TurnInput::Message("loop".into()));
@@ -100,10 +117,9 @@ fn the_iteration_limit_stops_a_looping_model() {
 #[test]
 fn a_failed_turn_keeps_the_user_message_and_can_be_retried() {
     let http = Rc::new(ScriptedHttp::default());
-    http.responses.borrow_mut().extend([
-        Ok(Canned::json(500, &json!({"error": {"message": "overloaded"}}))),
-        Ok(answer("better now")),
-    ]);
+    http.responses
+        .borrow_mut()
+        .extend([Ok(Canned::json(500, &json!({"error": {"message": "overloaded"}}))), Ok(answer("better now"))]);
     let agent = agent(http, &[]);
     let store = InMemoryStore::default();
     let (result, _) = run(&agent, &store, TurnInput::Message("hello".into()));
@@ -155,10 +171,11 @@ fn streamed_text_is_reported_as_deltas() {
     ])));
     let agent = agent(http, &[]);
     let events = RefCell::new(Vec::new());
-    let report = block_on(agent.run_turn(&InMemoryStore::default(), TurnInput::Message("hi".into()), true, &|e| {
-        events.borrow_mut().push(e)
-    }))
-    .unwrap();
+    let report =
+        block_on(agent.run_turn(&InMemoryStore::default(), TurnInput::Message("hi".into()), true, &|e| {
+            events.borrow_mut().push(e)
+        }))
+        .unwrap();
     let deltas: String = events
         .borrow()
         .iter()

@@ -54,7 +54,9 @@ impl Route {
                     _ => None,
                 },
             ),
-            ["api", "sessions", id, "retry"] => (&["POST"], if method == "POST" { Some(Route::Retry(session(id)?)) } else { None }),
+            ["api", "sessions", id, "retry"] => {
+                (&["POST"], if method == "POST" { Some(Route::Retry(session(id)?)) } else { None })
+            }
             ["api", "sessions", id] => {
                 (&["DELETE"], if method == "DELETE" { Some(Route::DeleteSession(session(id)?)) } else { None })
             }
@@ -63,7 +65,11 @@ impl Route {
             _ => return Err(ApiError::new(404, "not_found", format!("no route for {path}"))),
         };
         route.ok_or_else(|| {
-            ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")))
+            ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")),
+            )
         })
     }
 
@@ -83,9 +89,10 @@ pub fn check_body_size(len: usize, limit: usize) -> Result<(), ApiError> {
 
 /// Parses a JSON body into `T`: 400 `invalid_json` for bad JSON, 400 `invalid_request` for the wrong shape.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not valid JSON: {e}")))?;
-    serde_json::from_value(value).map_err(|e| ApiError::new(400, "invalid_request", format!("unexpected request shape: {e}")))
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(400, "invalid_request", format!("unexpected request shape: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -109,7 +116,11 @@ pub fn validate_message(text: String) -> Result<String, ApiError> {
         return Err(ApiError::new(400, "invalid_request", "the message is empty"));
     }
     check_body_size(text.len(), MAX_MESSAGE_BYTES).map_err(|_| {
-        ApiError::new(413, "payload_too_large", format!("the message has {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()))
+        ApiError::new(
+            413,
+            "payload_too_large",
+            format!("the message has {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
+        )
     })?;
     Ok(text)
 }
@@ -131,15 +142,27 @@ mod tests {
     #[test]
     fn routes_match_methods_and_paths() {
         assert_eq!(Route::parse("GET", "/api/health").unwrap(), Route::Health);
-        assert_eq!(Route::parse("POST", "/api/sessions/abc-1/messages").unwrap(), Route::SendMessage(SessionId::parse("abc-1").unwrap()));
-        assert_eq!(Route::parse("GET", "/api/sessions/abc/messages/").unwrap(), Route::History(SessionId::parse("abc").unwrap()));
-        assert_eq!(Route::parse("DELETE", "/api/sessions/abc").unwrap(), Route::DeleteSession(SessionId::parse("abc").unwrap()));
+        assert_eq!(
+            Route::parse("POST", "/api/sessions/abc-1/messages").unwrap(),
+            Route::SendMessage(SessionId::parse("abc-1").unwrap())
+        );
+        assert_eq!(
+            Route::parse("GET", "/api/sessions/abc/messages/").unwrap(),
+            Route::History(SessionId::parse("abc").unwrap())
+        );
+        assert_eq!(
+            Route::parse("DELETE", "/api/sessions/abc").unwrap(),
+            Route::DeleteSession(SessionId::parse("abc").unwrap())
+        );
         assert_eq!(Route::parse("POST", "/v1/chat/completions").unwrap(), Route::ChatCompletions);
         assert_eq!(Route::parse("GET", "/nope").unwrap_err().status, 404);
         let wrong = Route::parse("PUT", "/api/sessions/abc/messages").unwrap_err();
         assert_eq!((wrong.status, wrong.code), (405, "method_not_allowed"));
         assert_eq!(Route::parse("POST", "/api/sessions/bad%20id/messages").unwrap_err().code, "invalid_session_id");
-        assert_eq!(Route::parse("POST", &format!("/api/sessions/{}/messages", "a".repeat(129))).unwrap_err().status, 400);
+        assert_eq!(
+            Route::parse("POST", &format!("/api/sessions/{}/messages", "a".repeat(129))).unwrap_err().status,
+            400
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ pub fn parse_request(body: &[u8], session_header: Option<&str>) -> Result<ChatRe
 /// The body of `GET /v1/models`: `edgeclaw`, plus the routes it uses for reference.
 pub fn models(routes: &[ModelRoute]) -> Value {
     let mut data = vec![json!({"id": MODEL_NAME, "object": "model", "created": 0, "owned_by": "edgeclaw"})];
-    data.extend(routes.iter().map(|r| json!({"id": r.label(), "object": "model", "created": 0, "owned_by": r.provider})));
+    data.extend(
+        routes.iter().map(|r| json!({"id": r.label(), "object": "model", "created": 0, "owned_by": r.provider})),
+    );
     json!({"object": "list", "data": data})
 }
 

@@ -10,7 +10,8 @@ use crate::agent::{Agent, TurnEvent, TurnInput, TurnReport};
 use crate::session::SessionStore;
 
 /// How the caller wants the turn's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReplyFormat {
     /// edgeclaw's own API: the turn report, or SSE events named after [`TurnEvent`] variants plus
     /// `final` / `error`.
@@ -43,9 +44,12 @@ impl ReplyFormat {
                 Some(sse_frame(tagged["event"].as_str()?, &tagged["data"]))
             }
             ReplyFormat::OpenAi { created, .. } => match event {
-                TurnEvent::TurnStarted { .. } => {
-                    Some(openai_compat::chunk(turn_id, *created, serde_json::json!({"role": "assistant", "content": ""}), None))
-                }
+                TurnEvent::TurnStarted { .. } => Some(openai_compat::chunk(
+                    turn_id,
+                    *created,
+                    serde_json::json!({"role": "assistant", "content": ""}),
+                    None,
+                )),
                 TurnEvent::TextDelta { text } => {
                     Some(openai_compat::chunk(turn_id, *created, serde_json::json!({ "content": text }), None))
                 }
@@ -57,7 +61,9 @@ impl ReplyFormat {
     fn final_frames(&self, report: &TurnReport) -> String {
         match self {
             ReplyFormat::Native => sse_frame("final", &self.report_json(report)),
-            ReplyFormat::OpenAi { created, include_usage } => openai_compat::closing_chunks(report, *created, *include_usage),
+            ReplyFormat::OpenAi { created, include_usage } => {
+                openai_compat::closing_chunks(report, *created, *include_usage)
+            }
         }
     }
 
@@ -113,14 +119,20 @@ mod tests {
         http.responses.borrow_mut().push_back(Ok(response));
         let agent = agent(http);
         let out = RefCell::new(Vec::new());
-        block_on(run_turn_streaming(&agent, &InMemoryStore::default(), TurnInput::Message("hi".into()), format, &|f| {
-            out.borrow_mut().push(f)
-        }));
+        block_on(run_turn_streaming(
+            &agent,
+            &InMemoryStore::default(),
+            TurnInput::Message("hi".into()),
+            format,
+            &|f| out.borrow_mut().push(f),
+        ));
         out.into_inner()
     }
 
     fn hello() -> Canned {
-        Canned::sse(&["data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"])
+        Canned::sse(&[
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+        ])
     }
 
     #[test]
@@ -145,6 +157,9 @@ mod tests {
     fn failures_end_the_stream_with_an_error_frame() {
         let frames = frames(ReplyFormat::Native, Canned::json(401, &json!({"error": {"message": "bad key"}})));
         let last = frames.last().unwrap();
-        assert!(last.starts_with("event: error\n") && last.contains("llm_unavailable") && last.contains("bad key"), "{last}");
+        assert!(
+            last.starts_with("event: error\n") && last.contains("llm_unavailable") && last.contains("bad key"),
+            "{last}"
+        );
     }
 }

@@ -26,7 +26,8 @@ pub fn build_request(route: &ModelRoute, request: &ModelRequest<'_>) -> HttpRequ
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
             .collect();
     }
-    let http = HttpRequest::post_json(format!("{}/v1/messages", route.base_url), &body).header("anthropic-version", API_VERSION);
+    let http = HttpRequest::post_json(format!("{}/v1/messages", route.base_url), &body)
+        .header("anthropic-version", API_VERSION);
     match &route.api_key {
         Some(key) => http.header("x-api-key", key.clone()),
         None => http,
@@ -46,13 +47,17 @@ fn messages_json(messages: &[Message]) -> Vec<Value> {
                     blocks.push(json!({"type": "text", "text": content}));
                 }
                 blocks.extend(
-                    tool_calls.iter().map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments_object()})),
+                    tool_calls.iter().map(
+                        |c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments_object()}),
+                    ),
                 );
                 ("assistant", blocks)
             }
             Message::Tool { tool_call_id, content, is_error, .. } => (
                 "user",
-                vec![json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content, "is_error": is_error})],
+                vec![
+                    json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content, "is_error": is_error}),
+                ],
             ),
         };
         if blocks.is_empty() {
@@ -82,8 +87,10 @@ fn add_block(builder: &mut ReplyBuilder, index: usize, block: &Value) {
 /// Parses a complete `message` object.
 pub fn parse_reply(body: &[u8]) -> Result<ModelReply, LlmError> {
     let value = decode_json(body)?;
-    let content =
-        value.get("content").and_then(Value::as_array).ok_or_else(|| LlmError::Decode("no content in the reply".into()))?;
+    let content = value
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| LlmError::Decode("no content in the reply".into()))?;
     let mut builder = ReplyBuilder::default();
     for block in content {
         let index = builder.call_count();
@@ -108,7 +115,8 @@ impl StreamDecoder for Decoder {
         let index = data["index"].as_u64().unwrap_or(0) as usize;
         match data["type"].as_str().unwrap_or(event.event.as_str()) {
             "message_start" => {
-                self.reply.usage.input_tokens = data.pointer("/message/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
+                self.reply.usage.input_tokens =
+                    data.pointer("/message/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
             }
             "content_block_start" => add_block(&mut self.reply, index, &data["content_block"]),
             "content_block_delta" => match data.pointer("/delta/type").and_then(Value::as_str) {
@@ -118,7 +126,10 @@ impl StreamDecoder for Decoder {
                     return Ok((!text.is_empty()).then(|| text.to_string()));
                 }
                 Some("input_json_delta") => {
-                    self.reply.call_arguments(index, data.pointer("/delta/partial_json").and_then(Value::as_str).unwrap_or(""));
+                    self.reply.call_arguments(
+                        index,
+                        data.pointer("/delta/partial_json").and_then(Value::as_str).unwrap_or(""),
+                    );
                 }
                 _ => {}
             },
@@ -129,7 +140,10 @@ impl StreamDecoder for Decoder {
             }
             "message_stop" => self.stopped = true,
             "error" => {
-                return Err(LlmError::Decode(format!("provider error in stream: {}", super::error_message(event.data.as_bytes()))))
+                return Err(LlmError::Decode(format!(
+                    "provider error in stream: {}",
+                    super::error_message(event.data.as_bytes())
+                )))
             }
             _ => {}
         }
@@ -182,12 +196,30 @@ mod tests {
         let events = [
             event("message_start", json!({"type": "message_start", "message": {"usage": {"input_tokens": 12}}})),
             event("ping", json!({"type": "ping"})),
-            event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-            event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}})),
-            event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "tu", "name": "calculator", "input": {}}})),
-            event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"expression\":"}})),
-            event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"3\"}"}})),
-            event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})),
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+            ),
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "tu", "name": "calculator", "input": {}}}),
+            ),
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"expression\":"}}),
+            ),
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"3\"}"}}),
+            ),
+            event(
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            ),
             event("message_stop", json!({"type": "message_stop"})),
         ];
         let deltas: Vec<_> = events.iter().filter_map(|e| d.on_event(e).unwrap()).collect();

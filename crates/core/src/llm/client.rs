@@ -37,7 +37,13 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 2, base_delay_ms: 500, max_delay_ms: 30_000, request_timeout_ms: 60_000, idle_timeout_ms: 60_000 }
+        Self {
+            max_retries: 2,
+            base_delay_ms: 500,
+            max_delay_ms: 30_000,
+            request_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+        }
     }
 }
 
@@ -198,7 +204,8 @@ impl LlmClient {
 
     async fn status_error(&self, response: HttpResponse) -> LlmError {
         let status = response.status;
-        let retry_after_ms = response.header("retry-after").and_then(|v| parse_retry_after(v, self.ports.clock.now_ms()));
+        let retry_after_ms =
+            response.header("retry-after").and_then(|v| parse_retry_after(v, self.ports.clock.now_ms()));
         let body = self.ports.with_timeout(self.policy.idle_timeout_ms, response.bytes(MAX_ERROR_BYTES)).await;
         let body = body.and_then(Result::ok).unwrap_or_default();
         LlmError::Status { status, message: super::error_message(&body), retry_after_ms }
@@ -226,7 +233,7 @@ impl LlmClient {
 fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds >= 0.0 && seconds.is_finite()).then(|| (seconds * 1000.0) as u64);
+        return (seconds >= 0.0 && seconds.is_finite()).then_some((seconds * 1000.0) as u64);
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp_millis();
     Some((at - now_ms as i64).max(0) as u64)
@@ -254,7 +261,10 @@ mod tests {
     }
 
     fn ok_openai(text: &str) -> Result<Canned, HttpError> {
-        Ok(Canned::json(200, &json!({"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})))
+        Ok(Canned::json(
+            200,
+            &json!({"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}),
+        ))
     }
 
     fn status(code: u16, headers: &[(&str, &str)]) -> Result<Canned, HttpError> {
@@ -282,8 +292,14 @@ mod tests {
     #[test]
     fn server_errors_back_off_exponentially_then_fall_back() {
         let http = Rc::new(ScriptedHttp::default());
-        http.responses.borrow_mut().extend([status(500, &[]), status(502, &[]), status(503, &[]), ok_openai("from fallback")]);
-        let (client, clock) = client(http.clone(), vec![route("openai", Wire::OpenAi), route("deepseek", Wire::OpenAi)]);
+        http.responses.borrow_mut().extend([
+            status(500, &[]),
+            status(502, &[]),
+            status(503, &[]),
+            ok_openai("from fallback"),
+        ]);
+        let (client, clock) =
+            client(http.clone(), vec![route("openai", Wire::OpenAi), route("deepseek", Wire::OpenAi)]);
         let done = block_on(client.complete(&request(false), &|_| {})).unwrap();
         assert_eq!(done.route.provider, "deepseek");
         let sleeps = clock.sleeps.borrow();
@@ -313,7 +329,8 @@ mod tests {
     #[test]
     fn the_circuit_opens_after_repeated_failures_and_closes_after_cooldown() {
         let http = Rc::new(ScriptedHttp::default());
-        let (mut client, clock) = client(http.clone(), vec![route("openai", Wire::OpenAi), route("groq", Wire::OpenAi)]);
+        let (mut client, clock) =
+            client(http.clone(), vec![route("openai", Wire::OpenAi), route("groq", Wire::OpenAi)]);
         client.policy.max_retries = 0;
         for _ in 0..BREAKER_THRESHOLD {
             http.responses.borrow_mut().extend([status(500, &[]), ok_openai("b")]);
@@ -350,7 +367,10 @@ mod tests {
         cut.chunks.push(Err(HttpError::Network("reset".into())));
         http.responses.borrow_mut().extend([
             Ok(cut),
-            Ok(Canned::sse(&["data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\n", "data: [DONE]\n\n"])),
+            Ok(Canned::sse(&[
+                "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\n",
+                "data: [DONE]\n\n",
+            ])),
         ]);
         let (client, _) = client(http, vec![route("openai", Wire::OpenAi)]);
         assert_eq!(block_on(client.complete(&request(true), &|_| {})).unwrap().reply.text, "ok");
@@ -370,7 +390,8 @@ mod tests {
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("1", 0), Some(1000));
         assert_eq!(parse_retry_after("0.5", 0), Some(500));
-        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT").unwrap().timestamp_millis() as u64;
+        let now =
+            chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT").unwrap().timestamp_millis() as u64;
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now), Some(5000));
         assert_eq!(parse_retry_after("soon", 0), None);
     }

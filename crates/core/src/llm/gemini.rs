@@ -43,7 +43,9 @@ fn contents_json(messages: &[Message]) -> Vec<Value> {
                 if !content.is_empty() {
                     parts.push(json!({"text": content}));
                 }
-                parts.extend(tool_calls.iter().map(|c| json!({"functionCall": {"name": c.name, "args": c.arguments_object()}})));
+                parts.extend(
+                    tool_calls.iter().map(|c| json!({"functionCall": {"name": c.name, "args": c.arguments_object()}})),
+                );
                 ("model", parts)
             }
             Message::Tool { name, content, is_error, .. } => {
@@ -112,7 +114,10 @@ impl StreamDecoder for Decoder {
         let value: Value =
             serde_json::from_str(&event.data).map_err(|e| LlmError::Decode(format!("invalid stream chunk: {e}")))?;
         if value.get("error").is_some() {
-            return Err(LlmError::Decode(format!("provider error in stream: {}", super::error_message(event.data.as_bytes()))));
+            return Err(LlmError::Decode(format!(
+                "provider error in stream: {}",
+                super::error_message(event.data.as_bytes())
+            )));
         }
         let (text, finished) = add_response(&mut self.reply, &value);
         self.finished |= finished;
@@ -143,8 +148,20 @@ mod tests {
         };
         let messages = vec![
             Message::User { content: "time?".into() },
-            Message::Assistant { content: String::new(), tool_calls: vec![ToolCall { id: "call_0".into(), name: "current_time".into(), arguments: "{\"timezone\":\"UTC\"}".into() }] },
-            Message::Tool { tool_call_id: "call_0".into(), name: "current_time".into(), content: "noon".into(), is_error: false },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "call_0".into(),
+                    name: "current_time".into(),
+                    arguments: "{\"timezone\":\"UTC\"}".into(),
+                }],
+            },
+            Message::Tool {
+                tool_call_id: "call_0".into(),
+                name: "current_time".into(),
+                content: "noon".into(),
+                is_error: false,
+            },
         ];
         let req = ModelRequest { system: "s", messages: &messages, tools: &[], max_tokens: 50, stream: true };
         let http = build_request(&route, &req);
@@ -159,7 +176,11 @@ mod tests {
     fn stream_chunks_accumulate_and_need_a_finish_reason() {
         let mut d: Box<dyn StreamDecoder> = Box::<Decoder>::default();
         let chunk = |v: Value| SseEvent { event: "message".into(), data: v.to_string() };
-        assert_eq!(d.on_event(&chunk(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}}]}))).unwrap(), Some("Hel".into()));
+        assert_eq!(
+            d.on_event(&chunk(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}}]})))
+                .unwrap(),
+            Some("Hel".into())
+        );
         d.on_event(&chunk(json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "calculator", "args": {"expression": "2"}}}]},
             "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2}}))).unwrap();
         let reply = d.finish().unwrap();

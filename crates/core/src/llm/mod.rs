@@ -207,7 +207,11 @@ mod tests {
     fn messages_round_trip_through_json_with_role_tags() {
         let msg = Message::Assistant {
             content: String::new(),
-            tool_calls: vec![ToolCall { id: "c1".into(), name: "calculator".into(), arguments: "{\"expression\":\"1\"}".into() }],
+            tool_calls: vec![ToolCall {
+                id: "c1".into(),
+                name: "calculator".into(),
+                arguments: "{\"expression\":\"1\"}".into(),
+            }],
         };
         let json = serde_json::to_value(&msg).unwrap();
         assert_eq!(json["role"], "assistant");

@@ -33,7 +33,8 @@ fn message_json(message: &Message) -> Value {
     match message {
         Message::User { content } => json!({"role": "user", "content": content}),
         Message::Assistant { content, tool_calls } => {
-            let mut m = json!({"role": "assistant", "content": if content.is_empty() { Value::Null } else { json!(content) }});
+            let mut m =
+                json!({"role": "assistant", "content": if content.is_empty() { Value::Null } else { json!(content) }});
             if !tool_calls.is_empty() {
                 m["tool_calls"] = tool_calls
                     .iter()
@@ -42,7 +43,9 @@ fn message_json(message: &Message) -> Value {
             }
             m
         }
-        Message::Tool { tool_call_id, content, .. } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+        Message::Tool { tool_call_id, content, .. } => {
+            json!({"role": "tool", "tool_call_id": tool_call_id, "content": content})
+        }
     }
 }
 
@@ -88,7 +91,10 @@ impl StreamDecoder for Decoder {
         let chunk: Value =
             serde_json::from_str(&event.data).map_err(|e| LlmError::Decode(format!("invalid stream chunk: {e}")))?;
         if chunk.get("error").is_some() {
-            return Err(LlmError::Decode(format!("provider error in stream: {}", super::error_message(event.data.as_bytes()))));
+            return Err(LlmError::Decode(format!(
+                "provider error in stream: {}",
+                super::error_message(event.data.as_bytes())
+            )));
         }
         if let Some(u) = chunk.get("usage").and_then(usage) {
             self.reply.usage = u;
@@ -141,10 +147,22 @@ mod tests {
     fn requests_carry_system_history_tools_and_auth() {
         let messages = vec![
             Message::User { content: "hi".into() },
-            Message::Assistant { content: String::new(), tool_calls: vec![ToolCall { id: "c1".into(), name: "calculator".into(), arguments: "{}".into() }] },
-            Message::Tool { tool_call_id: "c1".into(), name: "calculator".into(), content: "2".into(), is_error: false },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall { id: "c1".into(), name: "calculator".into(), arguments: "{}".into() }],
+            },
+            Message::Tool {
+                tool_call_id: "c1".into(),
+                name: "calculator".into(),
+                content: "2".into(),
+                is_error: false,
+            },
         ];
-        let tools = vec![ToolSpec { name: "calculator".into(), description: "math".into(), parameters: json!({"type": "object"}) }];
+        let tools = vec![ToolSpec {
+            name: "calculator".into(),
+            description: "math".into(),
+            parameters: json!({"type": "object"}),
+        }];
         let req = ModelRequest { system: "sys", messages: &messages, tools: &tools, max_tokens: 100, stream: true };
         let http = build_request(&route(), &req);
         assert_eq!(http.url, "https://example.test/v1/chat/completions");
@@ -176,11 +194,20 @@ mod tests {
     #[test]
     fn streamed_chunks_assemble_text_and_split_tool_arguments() {
         let mut d: Box<dyn StreamDecoder> = Box::<Decoder>::default();
-        assert_eq!(d.on_event(&event(r#"{"choices":[{"delta":{"role":"assistant","content":"Hel"}}]}"#)).unwrap(), Some("Hel".into()));
+        assert_eq!(
+            d.on_event(&event(r#"{"choices":[{"delta":{"role":"assistant","content":"Hel"}}]}"#)).unwrap(),
+            Some("Hel".into())
+        );
         d.on_event(&event(r#"{"choices":[{"delta":{"content":"lo"}}]}"#)).unwrap();
         d.on_event(&event(r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"calculator","arguments":""}}]}}]}"#)).unwrap();
-        d.on_event(&event(r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"expr"}}]}}]}"#)).unwrap();
-        d.on_event(&event(r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ession\":\"1\"}"}}]}}]}"#)).unwrap();
+        d.on_event(&event(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"expr"}}]}}]}"#,
+        ))
+        .unwrap();
+        d.on_event(&event(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ession\":\"1\"}"}}]}}]}"#,
+        ))
+        .unwrap();
         d.on_event(&event(r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#)).unwrap();
         d.on_event(&event(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#)).unwrap();
         d.on_event(&event("[DONE]")).unwrap();

@@ -32,7 +32,8 @@ const PRICES: &[(&str, f64, f64)] = &[
 
 /// The cost in USD of `usage` on `model`, or `None` when the model's price is unknown.
 pub fn cost_usd(model: &str, usage: Usage) -> Option<f64> {
-    let (_, input, output) = PRICES.iter().filter(|(prefix, _, _)| model.starts_with(prefix)).max_by_key(|(p, _, _)| p.len())?;
+    let (_, input, output) =
+        PRICES.iter().filter(|(prefix, _, _)| model.starts_with(prefix)).max_by_key(|(p, _, _)| p.len())?;
     Some((usage.input_tokens as f64 * input + usage.output_tokens as f64 * output) / 1_000_000.0)
 }
 

@@ -88,7 +88,10 @@ mod tests {
         b.text("hi");
         let reply = b.finish().unwrap();
         assert_eq!(reply.text, "hi");
-        assert_eq!(reply.tool_calls[0], ToolCall { id: "a".into(), name: "current_time".into(), arguments: "{}".into() });
+        assert_eq!(
+            reply.tool_calls[0],
+            ToolCall { id: "a".into(), name: "current_time".into(), arguments: "{}".into() }
+        );
         assert_eq!(reply.tool_calls[1].arguments, "{\"expression\":\"1+1\"}");
     }
 

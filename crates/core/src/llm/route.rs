@@ -90,13 +90,55 @@ const fn provider(
 
 const PROVIDERS: &[Provider] = &[
     provider("openai", Wire::OpenAi, Some("https://api.openai.com/v1"), "OPENAI_API_KEY", true, "OPENAI_BASE_URL"),
-    provider("anthropic", Wire::Anthropic, Some("https://api.anthropic.com"), "ANTHROPIC_API_KEY", true, "ANTHROPIC_BASE_URL"),
-    provider("gemini", Wire::Gemini, Some("https://generativelanguage.googleapis.com"), "GEMINI_API_KEY", true, "GEMINI_BASE_URL"),
-    provider("deepseek", Wire::OpenAi, Some("https://api.deepseek.com/v1"), "DEEPSEEK_API_KEY", true, "DEEPSEEK_BASE_URL"),
+    provider(
+        "anthropic",
+        Wire::Anthropic,
+        Some("https://api.anthropic.com"),
+        "ANTHROPIC_API_KEY",
+        true,
+        "ANTHROPIC_BASE_URL",
+    ),
+    provider(
+        "gemini",
+        Wire::Gemini,
+        Some("https://generativelanguage.googleapis.com"),
+        "GEMINI_API_KEY",
+        true,
+        "GEMINI_BASE_URL",
+    ),
+    provider(
+        "deepseek",
+        Wire::OpenAi,
+        Some("https://api.deepseek.com/v1"),
+        "DEEPSEEK_API_KEY",
+        true,
+        "DEEPSEEK_BASE_URL",
+    ),
     provider("groq", Wire::OpenAi, Some("https://api.groq.com/openai/v1"), "GROQ_API_KEY", true, "GROQ_BASE_URL"),
-    provider("together", Wire::OpenAi, Some("https://api.together.xyz/v1"), "TOGETHER_API_KEY", true, "TOGETHER_BASE_URL"),
-    provider("openrouter", Wire::OpenAi, Some("https://openrouter.ai/api/v1"), "OPENROUTER_API_KEY", true, "OPENROUTER_BASE_URL"),
-    provider("fireworks", Wire::OpenAi, Some("https://api.fireworks.ai/inference/v1"), "FIREWORKS_API_KEY", true, "FIREWORKS_BASE_URL"),
+    provider(
+        "together",
+        Wire::OpenAi,
+        Some("https://api.together.xyz/v1"),
+        "TOGETHER_API_KEY",
+        true,
+        "TOGETHER_BASE_URL",
+    ),
+    provider(
+        "openrouter",
+        Wire::OpenAi,
+        Some("https://openrouter.ai/api/v1"),
+        "OPENROUTER_API_KEY",
+        true,
+        "OPENROUTER_BASE_URL",
+    ),
+    provider(
+        "fireworks",
+        Wire::OpenAi,
+        Some("https://api.fireworks.ai/inference/v1"),
+        "FIREWORKS_API_KEY",
+        true,
+        "FIREWORKS_BASE_URL",
+    ),
     provider("mistral", Wire::OpenAi, Some("https://api.mistral.ai/v1"), "MISTRAL_API_KEY", true, "MISTRAL_BASE_URL"),
     provider("ollama", Wire::OpenAi, Some("http://localhost:11434/v1"), "OLLAMA_API_KEY", false, "OLLAMA_BASE_URL"),
     provider("vllm", Wire::OpenAi, None, "VLLM_API_KEY", false, "VLLM_BASE_URL"),
@@ -124,14 +166,17 @@ impl Routes {
     ) -> Result<Routes, ConfigError> {
         let mut routes = Routes::default();
         for (var, spec) in specs {
-            let (name, model) = spec.split_once(':').filter(|(p, m)| !p.is_empty() && !m.is_empty()).ok_or_else(|| {
-                ConfigError::invalid(var, format!("`{spec}` is not of the form provider:model"))
-            })?;
+            let (name, model) = spec
+                .split_once(':')
+                .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+                .ok_or_else(|| ConfigError::invalid(var, format!("`{spec}` is not of the form provider:model")))?;
             let provider = PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
                 ConfigError::invalid(var, format!("unknown provider `{name}` (known: {})", provider_names().join(", ")))
             })?;
             let api_key = lookup(provider.key_var).filter(|k| !k.trim().is_empty());
-            let base_url = lookup(provider.base_var).filter(|b| !b.trim().is_empty()).or(provider.default_base_url.map(String::from));
+            let base_url = lookup(provider.base_var)
+                .filter(|b| !b.trim().is_empty())
+                .or(provider.default_base_url.map(String::from));
             let label = format!("{name}:{model}");
             match (base_url, api_key.is_some() || !provider.key_required) {
                 (None, _) => routes.missing.push(format!("set {} for {label}", provider.base_var)),

@@ -36,7 +36,12 @@ impl SessionStore for InMemoryStore {
     async fn append(&self, turn_id: &str, message: &Message, at_ms: u64) -> Result<()> {
         let mut t = self.transcript.borrow_mut();
         let seq = t.messages.last().map_or(1, |m| m.seq + 1);
-        t.messages.push(StoredMessage { seq, turn_id: turn_id.to_string(), created_at: at_ms, message: message.clone() });
+        t.messages.push(StoredMessage {
+            seq,
+            turn_id: turn_id.to_string(),
+            created_at: at_ms,
+            message: message.clone(),
+        });
         Ok(())
     }
 

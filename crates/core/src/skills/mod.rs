@@ -64,7 +64,9 @@ impl Skill {
         let front: FrontMatter =
             serde_yaml_ng::from_str(&rest[..end]).map_err(|e| error(format!("invalid front matter: {e}")))?;
         let body = rest[end..].trim_start_matches('\n').trim_start_matches("---").trim().to_string();
-        if front.name.trim().is_empty() || !front.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if front.name.trim().is_empty()
+            || !front.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(error(format!("name `{}` must be non-empty letters, digits, - or _", front.name)));
         }
         if front.description.trim().is_empty() {
@@ -111,7 +113,10 @@ impl SkillRegistry {
         for (file, text) in files {
             let skill = Skill::parse(file, text)?;
             if skills.iter().any(|s| s.name == skill.name) {
-                return Err(SkillError { file: file.to_string(), reason: format!("duplicate skill name `{}`", skill.name) });
+                return Err(SkillError {
+                    file: file.to_string(),
+                    reason: format!("duplicate skill name `{}`", skill.name),
+                });
             }
             skills.push(skill);
         }
@@ -131,7 +136,8 @@ impl SkillRegistry {
     /// The skills matching `message`, best first, whose bodies fit in `budget_tokens` together.
     pub fn select(&self, message: &str, budget_tokens: usize) -> Vec<&Skill> {
         let message = message.to_lowercase();
-        let words: Vec<&str> = message.split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_').filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> =
+            message.split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_').filter(|w| !w.is_empty()).collect();
         let mut scored: Vec<(usize, &Skill)> =
             self.skills.iter().map(|s| (s.score(&message, &words), s)).filter(|(score, _)| *score > 0).collect();
         scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
@@ -182,7 +188,10 @@ mod tests {
         let other = "---\nname: cooking\ndescription: Recipes\ntags: [food]\n---\nCook.";
         let registry = SkillRegistry::load(&[("a", GOOD), ("b", other)]).unwrap();
         let names = |v: Vec<&Skill>| v.into_iter().map(|s| s.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(registry.select("Book a FLIGHT, what time zone is Tokyo? travel food", 1000)), ["trip-planner", "cooking"]);
+        assert_eq!(
+            names(registry.select("Book a FLIGHT, what time zone is Tokyo? travel food", 1000)),
+            ["trip-planner", "cooking"]
+        );
         assert_eq!(names(registry.select("nothing relevant", 1000)), Vec::<String>::new());
         assert_eq!(names(registry.select("flight and food", 17)), ["cooking"]);
     }

@@ -41,7 +41,8 @@ impl Tool for CurrentTime {
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {
-        let name = arguments.get("timezone").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).unwrap_or("UTC");
+        let name =
+            arguments.get("timezone").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).unwrap_or("UTC");
         let zone: Tz = name.parse().map_err(|_| {
             ToolError::new(format!("unknown time zone `{name}`; use an IANA name such as Europe/Paris or Asia/Tokyo"))
         })?;
@@ -50,7 +51,13 @@ impl Tool for CurrentTime {
             .single()
             .ok_or_else(|| ToolError::new("the clock is out of range"))?
             .with_timezone(&zone);
-        Ok(format!("{} ({}, {}, UTC{})", now.format("%Y-%m-%d %H:%M:%S"), now.format("%A"), zone.name(), now.format("%:z")))
+        Ok(format!(
+            "{} ({}, {}, UTC{})",
+            now.format("%Y-%m-%d %H:%M:%S"),
+            now.format("%A"),
+            zone.name(),
+            now.format("%:z")
+        ))
     }
 }
 

@@ -55,26 +55,41 @@ impl HttpFetch {
             Some(Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
             Some(Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || name.ends_with(".localhost") || name.ends_with(".internal") || name.ends_with(".local")
+                name == "localhost"
+                    || name.ends_with(".localhost")
+                    || name.ends_with(".internal")
+                    || name.ends_with(".local")
             }
             None => true,
         };
         if private {
-            return Err(ToolError::new(format!("refusing to fetch `{url}`: private, loopback or link-local destination")));
+            return Err(ToolError::new(format!(
+                "refusing to fetch `{url}`: private, loopback or link-local destination"
+            )));
         }
         Ok(())
     }
 
     async fn fetch(&self, mut request: HttpRequest) -> Result<String, ToolError> {
         for _ in 0..=MAX_REDIRECTS {
-            let url = Url::parse(&request.url).map_err(|e| ToolError::new(format!("invalid URL `{}`: {e}", request.url)))?;
+            let url =
+                Url::parse(&request.url).map_err(|e| ToolError::new(format!("invalid URL `{}`: {e}", request.url)))?;
             self.check_destination(&url)?;
-            let response = self.ports.http.send(request.clone()).await.map_err(|e| ToolError::new(format!("fetch failed: {e}")))?;
+            let response = self
+                .ports
+                .http
+                .send(request.clone())
+                .await
+                .map_err(|e| ToolError::new(format!("fetch failed: {e}")))?;
             if (300..400).contains(&response.status) {
-                let location = response.header("location").ok_or_else(|| ToolError::new("redirect without a Location header"))?;
-                let next = url.join(location).map_err(|e| ToolError::new(format!("bad redirect target `{location}`: {e}")))?;
+                let location =
+                    response.header("location").ok_or_else(|| ToolError::new("redirect without a Location header"))?;
+                let next =
+                    url.join(location).map_err(|e| ToolError::new(format!("bad redirect target `{location}`: {e}")))?;
                 request = HttpRequest { url: next.to_string(), ..request };
-                if response.status == 303 || (response.status != 307 && response.status != 308 && request.method == "POST") {
+                if response.status == 303
+                    || (response.status != 307 && response.status != 308 && request.method == "POST")
+                {
                     request.method = "GET".into();
                     request.body.clear();
                 }
@@ -136,7 +151,11 @@ fn is_private(ip: IpAddr) -> bool {
                 return is_private(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];
-            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
         }
     }
 }
@@ -184,7 +203,10 @@ impl Tool for HttpFetch {
         }
         let request = HttpRequest { method, url, headers, body };
         let timeout = self.limits.timeout_ms;
-        self.ports.with_timeout(timeout, self.fetch(request)).await.unwrap_or_else(|| Err(ToolError::new(format!("timed out after {timeout} ms"))))
+        self.ports
+            .with_timeout(timeout, self.fetch(request))
+            .await
+            .unwrap_or_else(|| Err(ToolError::new(format!("timed out after {timeout} ms"))))
     }
 }
 
@@ -240,7 +262,10 @@ mod tests {
             Ok(text(301, "", &[("location", "http://10.0.0.5/secret")])),
         ]);
         let fetch = tool(http.clone(), FetchLimits::default());
-        assert_eq!(block_on(fetch.execute(json!({"url": "https://example.com/start"}))).unwrap(), "HTTP 200 (text/plain)\n\nhello");
+        assert_eq!(
+            block_on(fetch.execute(json!({"url": "https://example.com/start"}))).unwrap(),
+            "HTTP 200 (text/plain)\n\nhello"
+        );
         assert_eq!(http.requests.borrow()[1].url, "https://example.com/next");
         let err = block_on(fetch.execute(json!({"url": "https://example.com/evil"}))).unwrap_err();
         assert!(err.0.contains("refusing"), "{err}");
@@ -256,7 +281,10 @@ mod tests {
         let fetch = tool(http, FetchLimits { max_body_bytes: 10, ..FetchLimits::default() });
         let out = block_on(fetch.execute(json!({"url": "https://example.com/"}))).unwrap();
         assert!(out.ends_with("xxxxxxxxxx\n\n[truncated after 10 bytes]"), "{out}");
-        assert!(block_on(fetch.execute(json!({"url": "https://example.com/p.png"}))).unwrap_err().0.contains("not text"));
+        assert!(block_on(fetch.execute(json!({"url": "https://example.com/p.png"})))
+            .unwrap_err()
+            .0
+            .contains("not text"));
     }
 
     #[test]
@@ -264,7 +292,8 @@ mod tests {
         let http = Rc::new(ScriptedHttp::default());
         http.responses.borrow_mut().push_back(Ok(text(201, "{}", &[("content-type", "application/json")])));
         let fetch = tool(http.clone(), FetchLimits::default());
-        block_on(fetch.execute(json!({"url": "https://api.example.com/x", "method": "post", "body": {"a": 1}}))).unwrap();
+        block_on(fetch.execute(json!({"url": "https://api.example.com/x", "method": "post", "body": {"a": 1}})))
+            .unwrap();
         let sent = &http.requests.borrow()[0];
         assert_eq!((sent.method.as_str(), sent.body.as_slice()), ("POST", br#"{"a":1}"#.as_slice()));
         assert!(block_on(fetch.execute(json!({"url": "https://x.com", "method": "DELETE"}))).is_err());

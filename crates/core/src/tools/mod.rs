@@ -77,7 +77,11 @@ impl ToolRegistry {
     pub fn specs(&self) -> Vec<ToolSpec> {
         self.tools
             .iter()
-            .map(|t| ToolSpec { name: t.name().into(), description: t.description().into(), parameters: t.parameters() })
+            .map(|t| ToolSpec {
+                name: t.name().into(),
+                description: t.description().into(),
+                parameters: t.parameters(),
+            })
             .collect()
     }
 }

@@ -1,0 +1,121 @@
+//! The Worker's fetch handler: route, authenticate, bound and parse the request, then answer it here
+//! (health, models, stateless chat) or hand it to the session's Durable Object.
+
+use edgeclaw_core::agent::{Agent, TurnInput};
+use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route};
+use edgeclaw_core::config::Config;
+use edgeclaw_core::session::{InMemoryStore, SessionId, SessionKey};
+use edgeclaw_core::Error;
+use serde_json::Value;
+use worker::{Date, Env, Method, Request, RequestInit, Response};
+
+use crate::session::SessionCommand;
+use crate::{config, http, ports};
+
+/// Durable Object binding of the `Session` class.
+const SESSIONS_BINDING: &str = "SESSIONS";
+/// The channel name of sessions reached through the HTTP API (both faces share it).
+const API_CHANNEL: &str = "api";
+
+/// Answers one request; every failure becomes the JSON error response.
+pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+    match serve(req, &env).await {
+        Ok(response) => Ok(response),
+        Err(error) => http::error(&error),
+    }
+}
+
+async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+    let route = Route::parse(req.method().as_ref(), &req.path())?;
+    let config = config::load(env).map_err(|e| ApiError::from(Error::Config(e)))?;
+    if route == Route::Health {
+        return http::json(200, &api::health(!config.routes.usable.is_empty())).map_err(http::internal);
+    }
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let principal = config
+        .api_tokens
+        .authenticate(authorization.as_deref())
+        .ok_or_else(|| ApiError::unauthorized(!config.api_tokens.is_empty()))?;
+    let body = read_body(&mut req, config.max_body_bytes).await?;
+    let stream = http::wants_sse(req.headers());
+    let native = ReplyFormat::Native;
+    let session = |id: &SessionId| SessionKey::new(&principal, API_CHANNEL, id);
+    match route {
+        Route::Health => unreachable!("answered above"),
+        Route::SendMessage(id) => {
+            let content = api::parse_send_message(&body)?;
+            forward(env, &session(&id), &SessionCommand::Send { content, stream, format: native }).await
+        }
+        Route::Retry(id) => forward(env, &session(&id), &SessionCommand::Retry { stream, format: native }).await,
+        Route::History(id) => {
+            forward(env, &session(&id), &SessionCommand::History { session_id: id.as_str().to_string() }).await
+        }
+        Route::DeleteSession(id) => forward(env, &session(&id), &SessionCommand::Delete).await,
+        Route::Models => http::json(200, &openai_compat::models(&config.routes.usable)).map_err(http::internal),
+        Route::ChatCompletions => {
+            let header = req.headers().get("x-edgeclaw-session").ok().flatten();
+            let chat = openai_compat::parse_request(&body, header.as_deref())?;
+            let format =
+                ReplyFormat::OpenAi { created: Date::now().as_millis() / 1000, include_usage: chat.include_usage };
+            match &chat.session {
+                Some(id) => {
+                    let command = SessionCommand::Send { content: chat.message, stream: chat.stream, format };
+                    forward(env, &session(id), &command).await
+                }
+                None => stateless_chat(config, chat, format).await,
+            }
+        }
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes (413).
+async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    if req.method() == Method::Get || req.method() == Method::Delete {
+        return Ok(Vec::new());
+    }
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = declared {
+        api::check_body_size(len, limit)?;
+    }
+    let body = req.bytes().await.map_err(http::internal)?;
+    api::check_body_size(body.len(), limit)?;
+    Ok(body)
+}
+
+/// Sends a command to the session's Durable Object and relays its (possibly streaming) response.
+async fn forward(env: &Env, key: &SessionKey, command: &SessionCommand) -> Result<Response, ApiError> {
+    let stub = env
+        .durable_object(SESSIONS_BINDING)
+        .and_then(|namespace| namespace.get_by_name(key.as_str()))
+        .map_err(http::internal)?;
+    let body = serde_json::to_string(command).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let request = Request::new_with_init("https://session.internal/command", &init).map_err(http::internal)?;
+    stub.fetch_with_request(request).await.map_err(http::internal)
+}
+
+/// An OpenAI-compatible request without a session: the client's messages are the history, kept only
+/// for this one turn.
+async fn stateless_chat(
+    config: Config,
+    chat: openai_compat::ChatRequest,
+    format: ReplyFormat,
+) -> Result<Response, ApiError> {
+    let agent = Agent::new(config, ports::ports())?;
+    let store = InMemoryStore::with_history(chat.history);
+    let input = TurnInput::Message(chat.message);
+    if chat.stream {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<String>();
+        wasm_bindgen_futures::spawn_local(async move {
+            run_turn_streaming(&agent, &store, input, format, &|frame| {
+                let _ = tx.unbounded_send(frame);
+            })
+            .await;
+        });
+        return http::sse(rx).map_err(http::internal);
+    }
+    let report = agent.run_turn(&store, input, false, &|_| {}).await?;
+    let body: Value = format.report_json(&report);
+    http::json(200, &body).map_err(http::internal)
+}

@@ -1,0 +1,131 @@
+//! The `Session` Durable Object: one per session key. It owns the transcript (SQLite), runs that
+//! session's turns strictly one at a time, and streams them to the caller.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use edgeclaw_core::agent::{Agent, TurnInput};
+use edgeclaw_core::api::{run_turn_streaming, ApiError, ReplyFormat};
+use edgeclaw_core::session::{SessionStore, TurnQueue};
+use edgeclaw_core::Error;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::{config, http, ports};
+
+/// What the gateway asks of a session.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SessionCommand {
+    /// Run a turn for a new user message.
+    Send {
+        /// The message.
+        content: String,
+        /// Stream the turn as SSE.
+        stream: bool,
+        /// How to encode the outcome.
+        format: ReplyFormat,
+    },
+    /// Run the last failed turn again.
+    Retry {
+        /// Stream the turn as SSE.
+        stream: bool,
+        /// How to encode the outcome.
+        format: ReplyFormat,
+    },
+    /// Return the transcript.
+    History {
+        /// The client's name for the session, echoed in the reply.
+        session_id: String,
+    },
+    /// Delete the transcript.
+    Delete,
+}
+
+/// What a live session object holds: the agent, its transcript store and its turn queue.
+struct Runtime {
+    agent: Agent,
+    store: crate::store::SqliteStore,
+    queue: TurnQueue,
+}
+
+/// One conversation, as a Durable Object.
+#[durable_object]
+pub struct Session {
+    state: State,
+    env: Env,
+    runtime: RefCell<Option<Rc<Runtime>>>,
+}
+
+impl Session {
+    /// The runtime, built on first use (configuration is read once per object instance).
+    fn runtime(&self) -> std::result::Result<Rc<Runtime>, ApiError> {
+        if let Some(runtime) = self.runtime.borrow().as_ref() {
+            return Ok(runtime.clone());
+        }
+        let config = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?;
+        let agent = Agent::new(config, ports::ports())?;
+        let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
+        let runtime = Rc::new(Runtime { agent, store, queue: TurnQueue::default() });
+        *self.runtime.borrow_mut() = Some(runtime.clone());
+        Ok(runtime)
+    }
+
+    async fn turn(runtime: Rc<Runtime>, input: TurnInput, stream: bool, format: ReplyFormat) -> Result<Response> {
+        if stream {
+            let (tx, rx) = futures::channel::mpsc::unbounded::<String>();
+            wasm_bindgen_futures::spawn_local(async move {
+                let _slot = runtime.queue.acquire().await;
+                run_turn_streaming(&runtime.agent, &runtime.store, input, format, &|frame| {
+                    // A closed receiver means the client went away; the turn still finishes and is stored.
+                    let _ = tx.unbounded_send(frame);
+                })
+                .await;
+            });
+            return http::sse(rx);
+        }
+        let _slot = runtime.queue.acquire().await;
+        match runtime.agent.run_turn(&runtime.store, input, false, &|_| {}).await {
+            Ok(report) => http::json(200, &format.report_json(&report)),
+            Err(error) => http::error(&error.into()),
+        }
+    }
+}
+
+impl DurableObject for Session {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env, runtime: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let command: SessionCommand = match serde_json::from_slice(&req.bytes().await?) {
+            Ok(command) => command,
+            Err(e) => return http::error(&ApiError::new(400, "invalid_request", format!("bad session command: {e}"))),
+        };
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => return http::error(&error),
+        };
+        match command {
+            SessionCommand::Send { content, stream, format } => {
+                Self::turn(runtime, TurnInput::Message(content), stream, format).await
+            }
+            SessionCommand::Retry { stream, format } => Self::turn(runtime, TurnInput::Retry, stream, format).await,
+            SessionCommand::History { session_id } => match runtime.store.transcript().await {
+                Ok(transcript) => http::json(
+                    200,
+                    &json!({"session_id": session_id, "messages": transcript.messages, "turns": transcript.turns}),
+                ),
+                Err(error) => http::error(&error.into()),
+            },
+            SessionCommand::Delete => {
+                let _slot = runtime.queue.acquire().await;
+                match runtime.store.clear().await {
+                    Ok(()) => http::json(200, &json!({"deleted": true})),
+                    Err(error) => http::error(&error.into()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The session transcript in the Durable Object's SQLite storage: one row per message, one per turn.
+
+use async_trait::async_trait;
+use edgeclaw_core::llm::{Message, Usage};
+use edgeclaw_core::session::{SessionStore, StoredMessage, Transcript, TurnRecord, TurnStatus};
+use edgeclaw_core::{Error, Result};
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS turns (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    error TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);";
+
+/// A [`SessionStore`] over Durable Object SQLite.
+pub struct SqliteStore {
+    sql: SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct TurnRow {
+    id: String,
+    status: String,
+    error: Option<String>,
+    started_at: f64,
+    finished_at: Option<f64>,
+    input_tokens: f64,
+    output_tokens: f64,
+    cost_usd: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct MessageRow {
+    seq: f64,
+    turn_id: String,
+    created_at: f64,
+    body: String,
+}
+
+fn store_error(e: impl std::fmt::Display) -> Error {
+    Error::Store(e.to_string())
+}
+
+/// SQLite integers arrive as JS numbers; values used here stay far below 2^53.
+fn int(value: u64) -> SqlStorageValue {
+    SqlStorageValue::from(value as f64)
+}
+
+impl SqliteStore {
+    /// Opens the store, creating its tables on first use.
+    pub fn open(sql: SqlStorage) -> Result<Self> {
+        sql.exec(SCHEMA, None).map_err(store_error)?;
+        Ok(Self { sql })
+    }
+
+    fn exec(&self, query: &str, values: Vec<SqlStorageValue>) -> Result<worker::SqlCursor> {
+        self.sql.exec(query, values).map_err(store_error)
+    }
+}
+
+#[async_trait(?Send)]
+impl SessionStore for SqliteStore {
+    async fn start_turn(&self, turn: &TurnRecord) -> Result<()> {
+        self.exec(
+            "INSERT INTO turns (id, status, started_at, cost_usd) VALUES (?, ?, ?, ?)",
+            vec![turn.id.as_str().into(), turn.status.as_str().into(), int(turn.started_at), turn.cost_usd.into()],
+        )?;
+        Ok(())
+    }
+
+    async fn append(&self, turn_id: &str, message: &Message, at_ms: u64) -> Result<()> {
+        let body = serde_json::to_string(message).map_err(store_error)?;
+        self.exec(
+            "INSERT INTO messages (turn_id, created_at, body) VALUES (?, ?, ?)",
+            vec![turn_id.into(), int(at_ms), body.into()],
+        )?;
+        Ok(())
+    }
+
+    async fn update_turn(&self, turn: &TurnRecord) -> Result<()> {
+        self.exec(
+            "UPDATE turns SET status = ?, error = ?, finished_at = ?, input_tokens = ?, output_tokens = ?, cost_usd = ? WHERE id = ?",
+            vec![
+                turn.status.as_str().into(),
+                turn.error.clone().into(),
+                turn.finished_at.map(|t| t as f64).into(),
+                int(turn.usage.input_tokens),
+                int(turn.usage.output_tokens),
+                turn.cost_usd.into(),
+                turn.id.as_str().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn transcript(&self) -> Result<Transcript> {
+        let turns: Vec<TurnRow> =
+            self.exec("SELECT * FROM turns ORDER BY rowid", vec![])?.to_array().map_err(store_error)?;
+        let messages: Vec<MessageRow> =
+            self.exec("SELECT * FROM messages ORDER BY seq", vec![])?.to_array().map_err(store_error)?;
+        let turns = turns
+            .into_iter()
+            .map(|row| {
+                Ok(TurnRecord {
+                    status: TurnStatus::parse(&row.status)
+                        .ok_or_else(|| store_error(format!("unknown turn status {}", row.status)))?,
+                    id: row.id,
+                    error: row.error,
+                    started_at: row.started_at as u64,
+                    finished_at: row.finished_at.map(|t| t as u64),
+                    usage: Usage { input_tokens: row.input_tokens as u64, output_tokens: row.output_tokens as u64 },
+                    cost_usd: row.cost_usd,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let messages = messages
+            .into_iter()
+            .map(|row| {
+                Ok(StoredMessage {
+                    seq: row.seq as u64,
+                    turn_id: row.turn_id,
+                    created_at: row.created_at as u64,
+                    message: serde_json::from_str(&row.body).map_err(store_error)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Transcript { messages, turns })
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.exec("DELETE FROM messages", vec![])?;
+        self.exec("DELETE FROM turns", vec![])?;
+        Ok(())
+    }
+}
