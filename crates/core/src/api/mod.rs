@@ -87,10 +87,14 @@ pub fn check_body_size(len: usize, limit: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parses a JSON body into `T`: 400 `invalid_json` for bad JSON, 400 `invalid_request` for the wrong shape.
+/// Parses a JSON object body into `T`: 400 `invalid_json` for bad JSON, 400 `invalid_request` for
+/// anything but an object of the right shape.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::new(400, "invalid_request", "the body must be a JSON object"));
+    }
     serde_json::from_value(value)
         .map_err(|e| ApiError::new(400, "invalid_request", format!("unexpected request shape: {e}")))
 }
@@ -173,6 +177,7 @@ mod tests {
         assert_eq!(parse_send_message(br#"{"content":"  "}"#).unwrap_err().code, "invalid_request");
         assert_eq!(parse_send_message(br#"{"content":5}"#).unwrap_err().code, "invalid_request");
         assert_eq!(parse_send_message(br#"[1]"#).unwrap_err().code, "invalid_request");
+        assert_eq!(parse_send_message(br#"["hi"]"#).unwrap_err().code, "invalid_request");
         let big = serde_json::to_vec(&json!({"content": "x".repeat(MAX_MESSAGE_BYTES + 1)})).unwrap();
         assert_eq!(parse_send_message(&big).unwrap_err().status, 413);
     }
