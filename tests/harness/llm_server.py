@@ -715,6 +715,9 @@ def gemini_stream(r: Rendered, text_override: Optional[str] = None) -> list[tupl
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ScriptedLLM/1.0"
+    # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and delayed
+    # ACKs add ~40 ms to every answer
+    disable_nagle_algorithm = True
     llm: "ScriptedLLM"  # set on the subclass made by ScriptedLLM
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default logging
