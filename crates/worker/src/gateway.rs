@@ -47,9 +47,7 @@ async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             forward(env, &session(&id), &SessionCommand::Send { content, stream, format: native }).await
         }
         Route::Retry(id) => forward(env, &session(&id), &SessionCommand::Retry { stream, format: native }).await,
-        Route::History(id) => {
-            forward(env, &session(&id), &SessionCommand::History { session_id: id.as_str().to_string() }).await
-        }
+        Route::History(id) => forward(env, &session(&id), &SessionCommand::History { session_id: id.clone() }).await,
         Route::DeleteSession(id) => forward(env, &session(&id), &SessionCommand::Delete).await,
         Route::Models => http::json(200, &openai_compat::models(&config.routes.usable)).map_err(http::internal),
         Route::ChatCompletions => {

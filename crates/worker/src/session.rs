@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use edgeclaw_core::agent::{Agent, TurnInput};
-use edgeclaw_core::api::{run_turn_streaming, ApiError, ReplyFormat};
-use edgeclaw_core::session::{SessionStore, TurnQueue};
+use edgeclaw_core::api::{self, run_turn_streaming, ApiError, ReplyFormat};
+use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,7 +37,7 @@ pub enum SessionCommand {
     /// Return the transcript.
     History {
         /// The client's name for the session, echoed in the reply.
-        session_id: String,
+        session_id: SessionId,
     },
     /// Delete the transcript.
     Delete,
@@ -113,10 +113,7 @@ impl DurableObject for Session {
             }
             SessionCommand::Retry { stream, format } => Self::turn(runtime, TurnInput::Retry, stream, format).await,
             SessionCommand::History { session_id } => match runtime.store.transcript().await {
-                Ok(transcript) => http::json(
-                    200,
-                    &json!({"session_id": session_id, "messages": transcript.messages, "turns": transcript.turns}),
-                ),
+                Ok(transcript) => http::json(200, &api::history(&session_id, &transcript)),
                 Err(error) => http::error(&error.into()),
             },
             SessionCommand::Delete => {

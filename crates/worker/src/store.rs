@@ -50,6 +50,32 @@ struct MessageRow {
     body: String,
 }
 
+impl TurnRow {
+    fn into_record(self) -> Result<TurnRecord> {
+        Ok(TurnRecord {
+            status: TurnStatus::parse(&self.status)
+                .ok_or_else(|| store_error(format!("unknown turn status {}", self.status)))?,
+            id: self.id,
+            error: self.error,
+            started_at: self.started_at as u64,
+            finished_at: self.finished_at.map(|t| t as u64),
+            usage: Usage { input_tokens: self.input_tokens as u64, output_tokens: self.output_tokens as u64 },
+            cost_usd: self.cost_usd,
+        })
+    }
+}
+
+impl MessageRow {
+    fn into_stored(self) -> Result<StoredMessage> {
+        Ok(StoredMessage {
+            seq: self.seq as u64,
+            turn_id: self.turn_id,
+            created_at: self.created_at as u64,
+            message: serde_json::from_str(&self.body).map_err(store_error)?,
+        })
+    }
+}
+
 fn store_error(e: impl std::fmt::Display) -> Error {
     Error::Store(e.to_string())
 }
@@ -106,38 +132,32 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
+    async fn recent_messages(&self, limit: usize) -> Result<Vec<Message>> {
+        let rows: Vec<MessageRow> = self
+            .exec(
+                "SELECT * FROM (SELECT * FROM messages ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                vec![int(limit as u64)],
+            )?
+            .to_array()
+            .map_err(store_error)?;
+        rows.into_iter().map(|row| Ok(row.into_stored()?.message)).collect()
+    }
+
+    async fn last_turn(&self) -> Result<Option<TurnRecord>> {
+        let rows: Vec<TurnRow> =
+            self.exec("SELECT * FROM turns ORDER BY rowid DESC LIMIT 1", vec![])?.to_array().map_err(store_error)?;
+        rows.into_iter().next().map(TurnRow::into_record).transpose()
+    }
+
     async fn transcript(&self) -> Result<Transcript> {
         let turns: Vec<TurnRow> =
             self.exec("SELECT * FROM turns ORDER BY rowid", vec![])?.to_array().map_err(store_error)?;
         let messages: Vec<MessageRow> =
             self.exec("SELECT * FROM messages ORDER BY seq", vec![])?.to_array().map_err(store_error)?;
-        let turns = turns
-            .into_iter()
-            .map(|row| {
-                Ok(TurnRecord {
-                    status: TurnStatus::parse(&row.status)
-                        .ok_or_else(|| store_error(format!("unknown turn status {}", row.status)))?,
-                    id: row.id,
-                    error: row.error,
-                    started_at: row.started_at as u64,
-                    finished_at: row.finished_at.map(|t| t as u64),
-                    usage: Usage { input_tokens: row.input_tokens as u64, output_tokens: row.output_tokens as u64 },
-                    cost_usd: row.cost_usd,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let messages = messages
-            .into_iter()
-            .map(|row| {
-                Ok(StoredMessage {
-                    seq: row.seq as u64,
-                    turn_id: row.turn_id,
-                    created_at: row.created_at as u64,
-                    message: serde_json::from_str(&row.body).map_err(store_error)?,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Transcript { messages, turns })
+        Ok(Transcript {
+            messages: messages.into_iter().map(MessageRow::into_stored).collect::<Result<_>>()?,
+            turns: turns.into_iter().map(TurnRow::into_record).collect::<Result<_>>()?,
+        })
     }
 
     async fn clear(&self) -> Result<()> {

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 
 pub use events::{ToolCallReport, TurnEvent, TurnReport};
 
+/// Most messages loaded to build a turn's context (the token budget usually keeps far fewer).
+const HISTORY_MESSAGE_LIMIT: usize = 1_000;
 /// Longest tool output kept and shown to the model, in bytes.
 const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024;
 
@@ -66,19 +68,16 @@ impl Agent {
         stream: bool,
         sink: &dyn Fn(TurnEvent),
     ) -> Result<TurnReport> {
-        let transcript = store.transcript().await?;
         let now = self.ports.clock.now_ms();
+        let mut last_turn = store.last_turn().await?;
         // Only one turn runs at a time, so a turn still marked running was cut off by a restart.
-        for stale in transcript.turns.iter().filter(|t| t.status == TurnStatus::Running) {
-            let interrupted = TurnRecord {
-                status: TurnStatus::Failed,
-                error: Some("interrupted before it finished".into()),
-                finished_at: Some(now),
-                ..stale.clone()
-            };
-            store.update_turn(&interrupted).await?;
+        if let Some(stale) = last_turn.as_mut().filter(|t| t.status == TurnStatus::Running) {
+            stale.status = TurnStatus::Failed;
+            stale.error = Some("interrupted before it finished".into());
+            stale.finished_at = Some(now);
+            store.update_turn(stale).await?;
         }
-        let mut history: Vec<Message> = transcript.messages.into_iter().map(|m| m.message).collect();
+        let mut history = store.recent_messages(HISTORY_MESSAGE_LIMIT).await?;
         let mut turn = match input {
             TurnInput::Message(text) => {
                 let turn = TurnRecord {
@@ -97,9 +96,7 @@ impl Agent {
                 turn
             }
             TurnInput::Retry => {
-                let last =
-                    transcript.turns.last().filter(|t| matches!(t.status, TurnStatus::Failed | TurnStatus::Running));
-                let mut turn = last.cloned().ok_or(Error::NothingToRetry)?;
+                let mut turn = last_turn.filter(|t| t.status == TurnStatus::Failed).ok_or(Error::NothingToRetry)?;
                 turn.status = TurnStatus::Running;
                 turn.error = None;
                 turn.finished_at = None;

@@ -9,7 +9,7 @@ mod turn;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::session::SessionId;
+use crate::session::{SessionId, Transcript};
 
 pub use error::ApiError;
 pub use turn::{run_turn_streaming, ReplyFormat};
@@ -72,11 +72,6 @@ impl Route {
             )
         })
     }
-
-    /// Whether the route needs an API token.
-    pub fn needs_auth(&self) -> bool {
-        !matches!(self, Route::Health)
-    }
 }
 
 /// Fails with 413 when a body of `len` bytes exceeds `limit`.
@@ -127,6 +122,11 @@ pub fn validate_message(text: String) -> Result<String, ApiError> {
         )
     })?;
     Ok(text)
+}
+
+/// The body of `GET /api/sessions/{id}/messages`: every message and every turn, in order.
+pub fn history(session: &SessionId, transcript: &Transcript) -> Value {
+    json!({"session_id": session, "messages": transcript.messages, "turns": transcript.turns})
 }
 
 /// The body of `GET /api/health`.

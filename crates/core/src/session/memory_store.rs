@@ -54,6 +54,16 @@ impl SessionStore for InMemoryStore {
         Ok(())
     }
 
+    async fn recent_messages(&self, limit: usize) -> Result<Vec<Message>> {
+        let t = self.transcript.borrow();
+        let skip = t.messages.len().saturating_sub(limit);
+        Ok(t.messages[skip..].iter().map(|m| m.message.clone()).collect())
+    }
+
+    async fn last_turn(&self) -> Result<Option<TurnRecord>> {
+        Ok(self.transcript.borrow().turns.last().cloned())
+    }
+
     async fn transcript(&self) -> Result<Transcript> {
         Ok(self.transcript.borrow().clone())
     }
@@ -61,5 +71,22 @@ impl SessionStore for InMemoryStore {
     async fn clear(&self) -> Result<()> {
         *self.transcript.borrow_mut() = Transcript::default();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    #[test]
+    fn recent_messages_are_the_newest_in_order() {
+        let store = InMemoryStore::with_history(
+            ["a", "b", "c"].iter().map(|t| Message::User { content: t.to_string() }).collect(),
+        );
+        let recent = block_on(store.recent_messages(2)).unwrap();
+        assert_eq!(recent, vec![Message::User { content: "b".into() }, Message::User { content: "c".into() }]);
+        assert_eq!(block_on(store.recent_messages(10)).unwrap().len(), 3);
+        assert_eq!(block_on(store.last_turn()).unwrap(), None);
     }
 }

@@ -14,8 +14,17 @@ pub use memory_store::InMemoryStore;
 pub use queue::{TurnQueue, TurnSlot};
 
 /// A session name chosen by the client: 1–128 of `A-Z a-z 0-9 . _ -`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct SessionId(String);
+
+impl TryFrom<String> for SessionId {
+    type Error = String;
+
+    fn try_from(id: String) -> Result<Self, String> {
+        SessionId::parse(&id).ok_or_else(|| format!("`{id}` is not a valid session id"))
+    }
+}
 
 impl SessionId {
     /// Parses a client-supplied session id.
@@ -135,6 +144,10 @@ pub trait SessionStore {
     async fn append(&self, turn_id: &str, message: &Message, at_ms: u64) -> Result<()>;
     /// Replaces a turn's record (status, error, usage, finish time).
     async fn update_turn(&self, turn: &TurnRecord) -> Result<()>;
+    /// The last `limit` messages, oldest first (what a turn's context is built from).
+    async fn recent_messages(&self, limit: usize) -> Result<Vec<Message>>;
+    /// The most recent turn.
+    async fn last_turn(&self) -> Result<Option<TurnRecord>>;
     /// The whole transcript.
     async fn transcript(&self) -> Result<Transcript>;
     /// Deletes everything.
