@@ -1,6 +1,6 @@
 //! The one error type of the core crate.
 
-use crate::{config::ConfigError, llm::LlmError, skills::SkillError};
+use crate::{config::ConfigError, llm::LlmError, memory::MemoryError, skills::SkillError};
 
 /// Everything that can go wrong inside core.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +11,9 @@ pub enum Error {
     /// Every configured model route failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// A memory operation failed.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
     /// A bundled skill could not be loaded.
     #[error(transparent)]
     Skill(#[from] SkillError),

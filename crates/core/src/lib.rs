@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod llm;
+pub mod memory;
 pub mod ports;
 pub mod session;
 pub mod skills;

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::llm::LlmError;
+use crate::memory::MemoryError;
 use crate::Error;
 
 /// An error as the API reports it.
@@ -54,6 +55,23 @@ impl From<Error> for ApiError {
             Error::Llm(LlmError::NotConfigured(_)) => Self::new(503, "llm_not_configured", message),
             Error::Llm(LlmError::StreamBroken(_)) => Self::new(502, "llm_stream_broken", message),
             Error::Llm(_) => Self::new(502, "llm_unavailable", message),
+            Error::Memory(error) => error.into(),
+        }
+    }
+}
+
+impl From<MemoryError> for ApiError {
+    fn from(error: MemoryError) -> Self {
+        let message = error.to_string();
+        match error {
+            MemoryError::Invalid(_) => Self::new(400, "invalid_request", message),
+            MemoryError::TooLarge(_) => Self::new(413, "payload_too_large", message),
+            MemoryError::NamespaceNotFound(_) => Self::new(404, "namespace_not_found", message),
+            MemoryError::DocumentNotFound(_) => Self::new(404, "document_not_found", message),
+            MemoryError::DimensionMismatch(_) => Self::new(500, "dimension_mismatch", message),
+            MemoryError::Embedding(_) => Self::new(502, "embedding_unavailable", message),
+            MemoryError::NoEmbedder => Self::new(503, "embedding_not_configured", message),
+            MemoryError::Unavailable(_) => Self::new(503, "memory_unavailable", message),
         }
     }
 }
@@ -70,6 +88,9 @@ mod tests {
             (Error::Llm(LlmError::StreamBroken("cut".into())), 502, "llm_stream_broken"),
             (Error::Llm(LlmError::Unavailable("all down".into())), 502, "llm_unavailable"),
             (Error::Store("disk".into()), 500, "storage_error"),
+            (Error::Memory(MemoryError::NamespaceNotFound("x".into())), 404, "namespace_not_found"),
+            (Error::Memory(MemoryError::Unavailable("pg down".into())), 503, "memory_unavailable"),
+            (Error::Memory(MemoryError::TooLarge("big".into())), 413, "payload_too_large"),
         ];
         for (error, status, code) in cases {
             let api = ApiError::from(error);

@@ -47,6 +47,24 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// How long to wait before retry number `attempt + 1` after `error`, or `None` to give up: the
+    /// error must be transient, retries must remain, and a Retry-After must not exceed the cap.
+    /// Without Retry-After the delay is exponential with "equal jitter" (half fixed, half drawn from
+    /// `random`).
+    pub fn retry_delay(&self, attempt: u32, error: &LlmError, random: u64) -> Option<u64> {
+        if attempt >= self.max_retries || !error.is_retryable() {
+            return None;
+        }
+        if let LlmError::Status { retry_after_ms: Some(ms), .. } = error {
+            return (*ms <= self.max_delay_ms).then_some(*ms);
+        }
+        let full = self.base_delay_ms.saturating_mul(1 << attempt.min(20)).min(self.max_delay_ms);
+        let half = full / 2;
+        Some(half + random % (full - half + 1))
+    }
+}
+
 /// A successful model call and the route that served it.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -134,25 +152,12 @@ impl LlmClient {
                 Err(e) if e.text_emitted => return Err(e),
                 Err(e) => e.error,
             };
-            let retry_after = match &error {
-                LlmError::Status { retry_after_ms, .. } => *retry_after_ms,
-                _ => None,
-            };
-            let too_long = retry_after.is_some_and(|ms| ms > self.policy.max_delay_ms);
-            if attempt >= self.policy.max_retries || !error.is_retryable() || too_long {
+            let Some(delay) = self.policy.retry_delay(attempt, &error, self.ports.random_u64()) else {
                 return Err(AttemptError { error, text_emitted: false });
-            }
-            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            };
             self.ports.clock.sleep(delay).await;
             attempt += 1;
         }
-    }
-
-    /// Exponential backoff with "equal jitter": half the delay fixed, half random.
-    fn backoff(&self, attempt: u32) -> u64 {
-        let full = self.policy.base_delay_ms.saturating_mul(1 << attempt.min(20)).min(self.policy.max_delay_ms);
-        let half = full / 2;
-        half + self.ports.random_u64() % (full - half + 1)
     }
 
     async fn attempt(
@@ -230,7 +235,7 @@ impl LlmClient {
 }
 
 /// Parses `Retry-After` (delay seconds or an HTTP date) into milliseconds from `now_ms`.
-fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
+pub(crate) fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds >= 0.0 && seconds.is_finite()).then_some((seconds * 1000.0) as u64);
