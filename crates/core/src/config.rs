@@ -2,7 +2,8 @@
 
 use crate::auth::ApiTokens;
 use crate::llm::route::Routes;
-use crate::llm::RetryPolicy;
+use crate::llm::{RetryPolicy, Wire};
+use crate::memory::{ChunkOptions, EmbeddingRoute, MemoryOptions};
 use crate::tools::FetchLimits;
 
 /// A configuration variable has an unusable value.
@@ -50,6 +51,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Replaces the built-in system prompt when set.
     pub system_prompt: Option<String>,
+    /// The embedding model for memory (`EDGECLAW_EMBEDDING_MODEL`); without one memory is keyword-only.
+    pub embedding: Option<EmbeddingRoute>,
+    /// Chunking, size limits and recall of memory.
+    pub memory: MemoryOptions,
 }
 
 impl Config {
@@ -99,6 +104,46 @@ impl Config {
             allow_private: flag("EDGECLAW_ALLOW_PRIVATE_EGRESS")?,
         };
 
+        let embedding = match get("EDGECLAW_EMBEDDING_MODEL") {
+            None => None,
+            Some(spec) => {
+                let var = "EDGECLAW_EMBEDDING_MODEL";
+                let resolved = Routes::resolve(&[(var, spec.clone())], &get)?;
+                let route = match (resolved.usable.into_iter().next(), resolved.missing.first()) {
+                    (Some(route), _) => route,
+                    (None, Some(missing)) => {
+                        return Err(ConfigError::invalid(var, format!("`{spec}` cannot be used: {missing}")))
+                    }
+                    (None, None) => return Err(ConfigError::invalid(var, format!("`{spec}` cannot be used"))),
+                };
+                if route.wire == Wire::Anthropic {
+                    return Err(ConfigError::invalid(
+                        var,
+                        "Anthropic has no embeddings API; use an OpenAI-compatible or Gemini model",
+                    ));
+                }
+                let explicit = get("EDGECLAW_EMBEDDING_DIMENSIONS").is_some();
+                let dimensions = number("EDGECLAW_EMBEDDING_DIMENSIONS", 1_536, 8, 4_096)? as usize;
+                Some(EmbeddingRoute { route, dimensions, request_dimensions: explicit })
+            }
+        };
+        let memory_defaults = MemoryOptions::default();
+        let memory = MemoryOptions {
+            chunking: ChunkOptions {
+                target_chars: number("EDGECLAW_CHUNK_CHARS", 1_200, 200, 20_000)? as usize,
+                overlap_chars: number("EDGECLAW_CHUNK_OVERLAP", 150, 0, 2_000)? as usize,
+            },
+            max_document_bytes: number(
+                "EDGECLAW_MAX_DOCUMENT_BYTES",
+                memory_defaults.max_document_bytes as u64,
+                1_024,
+                8 * 1024 * 1024,
+            )? as usize,
+            recall_k: number("EDGECLAW_MEMORY_RECALL", memory_defaults.recall_k.into(), 0, 20)? as u32,
+            recall_tokens: number("EDGECLAW_MEMORY_RECALL_TOKENS", memory_defaults.recall_tokens as u64, 50, 20_000)?
+                as usize,
+        };
+
         Ok(Config {
             api_tokens: ApiTokens::parse(get("EDGECLAW_API_TOKENS").as_deref().unwrap_or(""))
                 .map_err(|reason| ConfigError::invalid("EDGECLAW_API_TOKENS", reason))?,
@@ -112,6 +157,8 @@ impl Config {
             fetch,
             max_body_bytes: number("EDGECLAW_MAX_BODY_BYTES", 1024 * 1024, 1_024, 32 * 1024 * 1024)? as usize,
             system_prompt: get("EDGECLAW_SYSTEM_PROMPT"),
+            embedding,
+            memory,
         })
     }
 }
@@ -147,6 +194,23 @@ mod tests {
         .unwrap();
         let labels: Vec<String> = c.routes.usable.iter().map(|r| r.label()).collect();
         assert_eq!(labels, ["anthropic:claude-3-5-haiku-latest", "gemini:gemini-2.0-flash", "openai:gpt-4o"]);
+    }
+
+    #[test]
+    fn embeddings_are_optional_and_checked_when_set() {
+        assert_eq!(config(&[]).unwrap().embedding, None);
+        let c = config(&[
+            ("EDGECLAW_EMBEDDING_MODEL", "openai:text-embedding-3-small"),
+            ("OPENAI_API_KEY", "k"),
+            ("EDGECLAW_EMBEDDING_DIMENSIONS", "256"),
+        ])
+        .unwrap();
+        let embedding = c.embedding.unwrap();
+        assert_eq!((embedding.dimensions, embedding.request_dimensions), (256, true));
+        let err = config(&[("EDGECLAW_EMBEDDING_MODEL", "openai:text-embedding-3-small")]).unwrap_err();
+        assert!(err.var == "EDGECLAW_EMBEDDING_MODEL" && err.reason.contains("OPENAI_API_KEY"), "{err}");
+        let err = config(&[("EDGECLAW_EMBEDDING_MODEL", "anthropic:x"), ("ANTHROPIC_API_KEY", "k")]).unwrap_err();
+        assert!(err.reason.contains("no embeddings"), "{err}");
     }
 
     #[test]

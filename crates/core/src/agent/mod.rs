@@ -4,15 +4,18 @@
 mod context;
 mod events;
 
+use std::rc::Rc;
+
 use futures::future::join_all;
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::llm::{pricing, LlmClient, Message, ModelRequest, ToolCall, Usage};
+use crate::memory::{Memory, Namespace};
 use crate::ports::Ports;
 use crate::session::{SessionStore, TurnRecord, TurnStatus};
 use crate::skills::SkillRegistry;
-use crate::tools::{ToolError, ToolRegistry};
+use crate::tools::{self, ToolError, ToolRegistry};
 use crate::{Error, Result};
 
 pub use events::{ToolCallReport, TurnEvent, TurnReport};
@@ -38,6 +41,7 @@ pub struct Agent {
     tools: ToolRegistry,
     skills: SkillRegistry,
     ports: Ports,
+    memory: Option<(Rc<Memory>, Namespace)>,
 }
 
 impl Agent {
@@ -46,7 +50,15 @@ impl Agent {
         let llm = LlmClient::new(config.routes.clone(), config.retry, ports.clone());
         let tools = ToolRegistry::builtin(&ports, config.fetch);
         let skills = SkillRegistry::bundled()?;
-        Ok(Agent { config, llm, tools, skills, ports })
+        Ok(Agent { config, llm, tools, skills, ports, memory: None })
+    }
+
+    /// Gives the agent long-term memory in `namespace`: the memory tools, and recall of relevant
+    /// memories into each turn's context.
+    pub fn with_memory(mut self, memory: Rc<Memory>, namespace: Namespace) -> Agent {
+        tools::memory::register(&mut self.tools, memory.clone(), namespace.clone());
+        self.memory = Some((memory, namespace));
+        self
     }
 
     /// The configuration.
@@ -137,7 +149,14 @@ impl Agent {
             Message::User { content } => Some(content.clone()),
             _ => None,
         });
-        let system = context::system_prompt(&self.config, &self.skills, last_user.as_deref().unwrap_or(""));
+        let last_user = last_user.as_deref().unwrap_or("");
+        let mut system = context::system_prompt(&self.config, &self.skills, last_user);
+        if let Some((memory, namespace)) = &self.memory {
+            // Recall is best effort: a memory outage must not stop the conversation.
+            if let Ok(Some(recalled)) = memory.recall(namespace, last_user).await {
+                context::add_recalled(&mut system, &recalled);
+            }
+        }
         let specs = self.tools.specs();
         let mut tool_reports = Vec::new();
         let mut model = String::new();

@@ -186,3 +186,40 @@ fn streamed_text_is_reported_as_deltas() {
         .collect();
     assert_eq!((deltas.as_str(), report.reply.as_str()), ("Hello", "Hello"));
 }
+
+#[test]
+fn memory_tools_store_facts_that_later_turns_recall() {
+    use crate::auth::Principal;
+    use crate::memory::testing::{ConceptEmbedder, TestStore};
+    use crate::memory::{Memory, MemoryOptions, Namespace};
+
+    let http = Rc::new(ScriptedHttp::default());
+    http.responses.borrow_mut().extend([
+        Ok(tool_call(&[("m", "memory_write", json!({"content": "The user's cat is called Miso."}))])),
+        Ok(answer("Noted.")),
+        Ok(answer("Miso.")),
+    ]);
+    let (ports, _) = ports(http.clone());
+    let store = Rc::new(TestStore::default());
+    let embedder = Rc::new(ConceptEmbedder { calls: RefCell::new(vec![]) });
+    let memory = Rc::new(Memory::new(store, Some(embedder), MemoryOptions::default(), ports.clock.clone()));
+    let namespace = Namespace::new(&Principal::parse("alice").unwrap(), "default").unwrap();
+    let agent = agent(http.clone(), &[]).with_memory(memory, namespace);
+    let session = InMemoryStore::default();
+
+    let (first, _) = run(&agent, &session, TurnInput::Message("Remember: my cat is Miso".into()));
+    let first = first.unwrap();
+    let saved = &first.tool_calls[0];
+    assert!(!saved.is_error && saved.output.starts_with("Saved as `fact:"), "{}", saved.output);
+    let (second, _) = run(&agent, &session, TurnInput::Message("What is my kitten called?".into()));
+    assert_eq!(second.unwrap().reply, "Miso.");
+    let last: serde_json::Value = serde_json::from_slice(&http.requests.borrow()[2].body).unwrap();
+    let system = last["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("Recalled from long-term memory") && system.contains("The user's cat is called Miso."),
+        "{system}"
+    );
+    let tools: Vec<&str> =
+        last["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(tools.contains(&"memory_search") && tools.contains(&"memory_delete"), "{tools:?}");
+}

@@ -7,6 +7,8 @@ mod embed;
 mod search;
 mod service;
 mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::BTreeMap;
 use std::fmt;

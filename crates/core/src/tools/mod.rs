@@ -3,6 +3,7 @@
 mod calculator;
 mod current_time;
 mod http_fetch;
+pub mod memory;
 
 use std::rc::Rc;
 
