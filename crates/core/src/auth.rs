@@ -4,9 +4,24 @@ use std::fmt;
 
 use subtle::ConstantTimeEq;
 
-/// An authenticated owner of sessions (and, later, memory, secrets and routines).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// An authenticated owner of sessions, memory (and, later, secrets and routines).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Principal(String);
+
+impl TryFrom<String> for Principal {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Principal::parse(&name)
+    }
+}
+
+impl From<Principal> for String {
+    fn from(principal: Principal) -> String {
+        principal.0
+    }
+}
 
 impl Principal {
     /// Parses a principal name: 1–64 of `a-z 0-9 _ -`.

@@ -4,13 +4,14 @@
 use edgeclaw_core::agent::{Agent, TurnInput};
 use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route};
 use edgeclaw_core::config::Config;
+use edgeclaw_core::memory::Namespace;
 use edgeclaw_core::session::{InMemoryStore, SessionId, SessionKey};
 use edgeclaw_core::Error;
 use serde_json::Value;
 use worker::{Date, Env, Method, Request, RequestInit, Response};
 
-use crate::session::SessionCommand;
-use crate::{config, http, ports};
+use crate::session::{SessionCommand, SessionRequest};
+use crate::{config, http, memory_object, ports};
 
 /// Durable Object binding of the `Session` class.
 const SESSIONS_BINDING: &str = "SESSIONS";
@@ -40,16 +41,26 @@ async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let stream = http::wants_sse(req.headers());
     let native = ReplyFormat::Native;
     let session = |id: &SessionId| SessionKey::new(&principal, API_CHANNEL, id);
+    let ask = |command: SessionCommand| SessionRequest { principal: principal.clone(), command };
     match route {
         Route::Health => unreachable!("answered above"),
         Route::SendMessage(id) => {
             let content = api::parse_send_message(&body)?;
-            forward(env, &session(&id), &SessionCommand::Send { content, stream, format: native }).await
+            forward(env, &session(&id), ask(SessionCommand::Send { content, stream, format: native })).await
         }
-        Route::Retry(id) => forward(env, &session(&id), &SessionCommand::Retry { stream, format: native }).await,
-        Route::History(id) => forward(env, &session(&id), &SessionCommand::History { session_id: id.clone() }).await,
-        Route::DeleteSession(id) => forward(env, &session(&id), &SessionCommand::Delete).await,
+        Route::Retry(id) => forward(env, &session(&id), ask(SessionCommand::Retry { stream, format: native })).await,
+        Route::History(id) => {
+            forward(env, &session(&id), ask(SessionCommand::History { session_id: id.clone() })).await
+        }
+        Route::DeleteSession(id) => forward(env, &session(&id), ask(SessionCommand::Delete)).await,
         Route::Models => http::json(200, &openai_compat::models(&config.routes.usable)).map_err(http::internal),
+        Route::Memory { namespace, op } => {
+            let namespace = Namespace::new(&principal, &namespace)?;
+            let memory = memory_object::service(&config, env, &ports::ports());
+            let query = req.url().ok().and_then(|url| url.query().map(str::to_string));
+            let (status, body) = api::memory::handle(&memory, &namespace, op, &body, query.as_deref()).await?;
+            http::json(status, &body).map_err(http::internal)
+        }
         Route::ChatCompletions => {
             let header = req.headers().get("x-edgeclaw-session").ok().flatten();
             let chat = openai_compat::parse_request(&body, header.as_deref())?;
@@ -58,7 +69,7 @@ async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             match &chat.session {
                 Some(id) => {
                     let command = SessionCommand::Send { content: chat.message, stream: chat.stream, format };
-                    forward(env, &session(id), &command).await
+                    forward(env, &session(id), ask(command)).await
                 }
                 None => stateless_chat(config, chat, format).await,
             }
@@ -81,12 +92,12 @@ async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError>
 }
 
 /// Sends a command to the session's Durable Object and relays its (possibly streaming) response.
-async fn forward(env: &Env, key: &SessionKey, command: &SessionCommand) -> Result<Response, ApiError> {
+async fn forward(env: &Env, key: &SessionKey, request: SessionRequest) -> Result<Response, ApiError> {
     let stub = env
         .durable_object(SESSIONS_BINDING)
         .and_then(|namespace| namespace.get_by_name(key.as_str()))
         .map_err(http::internal)?;
-    let body = serde_json::to_string(command).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
+    let body = serde_json::to_string(&request).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let request = Request::new_with_init("https://session.internal/command", &init).map_err(http::internal)?;

@@ -6,13 +6,24 @@ use std::rc::Rc;
 
 use edgeclaw_core::agent::{Agent, TurnInput};
 use edgeclaw_core::api::{self, run_turn_streaming, ApiError, ReplyFormat};
+use edgeclaw_core::auth::Principal;
+use edgeclaw_core::memory::Namespace;
 use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::{config, http, ports};
+use crate::{config, http, memory_object, ports};
+
+/// A command for a session, on behalf of its principal.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionRequest {
+    /// Who owns the session (its memory is theirs).
+    pub principal: Principal,
+    /// What to do.
+    pub command: SessionCommand,
+}
 
 /// What the gateway asks of a session.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,12 +71,15 @@ pub struct Session {
 
 impl Session {
     /// The runtime, built on first use (configuration is read once per object instance).
-    fn runtime(&self) -> std::result::Result<Rc<Runtime>, ApiError> {
+    fn runtime(&self, principal: &Principal) -> std::result::Result<Rc<Runtime>, ApiError> {
         if let Some(runtime) = self.runtime.borrow().as_ref() {
             return Ok(runtime.clone());
         }
         let config = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?;
-        let agent = Agent::new(config, ports::ports())?;
+        let ports = ports::ports();
+        let memory = Rc::new(memory_object::service(&config, &self.env, &ports));
+        let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
+        let agent = Agent::new(config, ports)?.with_memory(memory, namespace);
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
         let runtime = Rc::new(Runtime { agent, store, queue: TurnQueue::default() });
         *self.runtime.borrow_mut() = Some(runtime.clone());
@@ -99,11 +113,11 @@ impl DurableObject for Session {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let command: SessionCommand = match serde_json::from_slice(&req.bytes().await?) {
-            Ok(command) => command,
+        let SessionRequest { principal, command } = match serde_json::from_slice(&req.bytes().await?) {
+            Ok(request) => request,
             Err(e) => return http::error(&ApiError::new(400, "invalid_request", format!("bad session command: {e}"))),
         };
-        let runtime = match self.runtime() {
+        let runtime = match self.runtime(&principal) {
             Ok(runtime) => runtime,
             Err(error) => return http::error(&error),
         };

@@ -3,6 +3,7 @@
 //! decision about status codes and bodies is made here, once.
 
 mod error;
+pub mod memory;
 pub mod openai_compat;
 mod turn;
 
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 use crate::session::{SessionId, Transcript};
 
 pub use error::ApiError;
+pub use memory::MemoryOp;
 pub use turn::{run_turn_streaming, ReplyFormat};
 
 /// Version reported by the health endpoint.
@@ -37,6 +39,13 @@ pub enum Route {
     ChatCompletions,
     /// `GET /v1/models`
     Models,
+    /// `/api/memory/{namespace}/…`
+    Memory {
+        /// The namespace name (checked once the principal is known).
+        namespace: String,
+        /// What to do.
+        op: MemoryOp,
+    },
 }
 
 impl Route {
@@ -62,7 +71,11 @@ impl Route {
             }
             ["v1", "chat", "completions"] => (&["POST"], (method == "POST").then_some(Route::ChatCompletions)),
             ["v1", "models"] => (&["GET"], (method == "GET").then_some(Route::Models)),
-            _ => return Err(ApiError::new(404, "not_found", format!("no route for {path}"))),
+            ["api", "memory", namespace, rest @ ..] => {
+                let (allowed, op) = MemoryOp::parse(method, rest).ok_or_else(|| not_found(path))?;
+                (allowed, op.map(|op| Route::Memory { namespace: namespace.to_string(), op }))
+            }
+            _ => return Err(not_found(path)),
         };
         route.ok_or_else(|| {
             ApiError::new(
@@ -72,6 +85,10 @@ impl Route {
             )
         })
     }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(404, "not_found", format!("no route for {path}"))
 }
 
 /// Fails with 413 when a body of `len` bytes exceeds `limit`.

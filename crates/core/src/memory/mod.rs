@@ -20,11 +20,13 @@ use crate::auth::Principal;
 pub use chunk::{chunk_markdown, ChunkOptions, TextChunk};
 pub use embed::{Embedder, EmbeddingRoute, HttpEmbedder};
 pub use search::{SearchHit, SearchMode, SearchRequest};
-pub use service::{IngestReport, Memory, MemoryOptions, NewDocument};
+pub use service::{IngestReport, Memory, MemoryOptions, NewDocument, SearchResults};
 pub use store::{ChunkRecord, DocumentRecord, DocumentSummary, Filter, MemoryStore, ScoredChunk};
 
-/// Why a memory operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why a memory operation failed. Serialisable, so a store behind a process boundary (a Durable Object)
+/// can report errors faithfully.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum MemoryError {
     /// Input the caller must fix.
     #[error("{0}")]
@@ -81,8 +83,9 @@ impl DocumentKind {
 }
 
 /// A namespace of one principal. Stores key everything by [`Namespace::key`], which embeds the
-/// principal, so one principal can never reach another's memory.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// principal, so one principal can never reach another's memory. Serialised as its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Namespace {
     principal: Principal,
     name: String,
@@ -116,6 +119,24 @@ impl Namespace {
     }
 }
 
+impl TryFrom<String> for Namespace {
+    type Error = MemoryError;
+
+    /// Parses a key made by [`Namespace::key`].
+    fn try_from(key: String) -> Result<Self, MemoryError> {
+        let (principal, name) =
+            key.split_once('/').ok_or_else(|| MemoryError::Invalid(format!("`{key}` is not a namespace key")))?;
+        let principal = Principal::parse(principal).map_err(MemoryError::Invalid)?;
+        Namespace::new(&principal, name)
+    }
+}
+
+impl From<Namespace> for String {
+    fn from(namespace: Namespace) -> String {
+        namespace.key()
+    }
+}
+
 impl fmt::Display for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
@@ -139,6 +160,14 @@ pub fn validate_document_id(id: &str) -> Result<(), MemoryError> {
 /// Metadata of a document: string keys and values, used for filtering.
 pub type Metadata = BTreeMap<String, String>;
 
+/// Scales `vector` to unit length (a zero vector stays zero), so cosine similarity is a dot product.
+pub fn normalize(vector: &mut [f32]) {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
 /// Hex SHA-256 of `parts`, each length-prefixed so that different splits never collide.
 pub fn content_hash(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
@@ -160,6 +189,9 @@ mod tests {
         let bob = Principal::parse("bob").unwrap();
         assert_eq!(Namespace::new(&alice, "notes").unwrap().key(), "alice/notes");
         assert_ne!(Namespace::new(&alice, "x").unwrap().key(), Namespace::new(&bob, "x").unwrap().key());
+        let ns = Namespace::new(&bob, "work").unwrap();
+        assert_eq!(Namespace::try_from(ns.key()).unwrap(), ns);
+        assert!(Namespace::try_from("no-slash".to_string()).is_err());
         for bad in ["", "UPPER", "a/b", "with space", &"n".repeat(65)] {
             assert!(Namespace::new(&alice, bad).is_err(), "{bad}");
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::chunk::{chunk_markdown, ChunkOptions};
 use super::search::{fuse, SearchHit, SearchMode, SearchRequest};
 use super::store::{ChunkRecord, DocumentRecord, DocumentSummary, MemoryStore};
-use super::{content_hash, validate_document_id, DocumentKind, Embedder, MemoryError, Metadata, Namespace};
+use super::{content_hash, normalize, validate_document_id, DocumentKind, Embedder, MemoryError, Metadata, Namespace};
 use crate::ports::Clock;
 
 /// Limits and behaviour of memory.
@@ -183,7 +183,8 @@ impl Memory {
             if !texts.is_empty() {
                 let vectors = embedder.embed(&texts).await?;
                 embedded = vectors.len() as u32;
-                for (i, vector) in missing.into_iter().zip(vectors) {
+                for (i, mut vector) in missing.into_iter().zip(vectors) {
+                    normalize(&mut vector);
                     chunks[i].embedding = vector;
                 }
             }
@@ -208,6 +209,7 @@ impl Memory {
     /// Searches a namespace.
     pub async fn search(&self, ns: &Namespace, request: &SearchRequest) -> Result<SearchResults, MemoryError> {
         request.validate()?;
+        check_metadata(&request.filter.metadata)?;
         if !self.store.namespace_exists(ns).await? {
             return Err(MemoryError::NamespaceNotFound(ns.name().to_string()));
         }
