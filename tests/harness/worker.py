@@ -51,8 +51,11 @@ class WorkerProcess:
         startup_timeout: float = 60.0,
         extra_args: Sequence[str] = (),
         keep_tmp: Optional[bool] = None,
+        postgres_url: Optional[str] = None,
     ):
+        """``postgres_url`` adds a local Hyperdrive binding, which makes Postgres the memory store."""
         self.vars = {k: str(v) for k, v in vars.items()}
+        self.postgres_url = postgres_url
         self.repo_root = Path(repo_root).resolve()
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args)
@@ -202,7 +205,10 @@ class WorkerProcess:
                 f"the worker is not built: {BUILT_WORKER} is missing. Run scripts/build-worker "
                 "(scripts/test does it before running pytest)."
             )
-        subprocess.run([str(self.repo_root / "scripts" / "local-wrangler-config"), str(self.tmp_dir)], check=True)
+        command = [str(self.repo_root / "scripts" / "local-wrangler-config"), str(self.tmp_dir)]
+        if self.postgres_url:
+            command.append(self.postgres_url)
+        subprocess.run(command, check=True)
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None

@@ -7,6 +7,7 @@ mod http;
 mod memory_object;
 mod memory_store;
 mod ports;
+mod postgres;
 mod session;
 mod store;
 

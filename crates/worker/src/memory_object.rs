@@ -17,6 +17,11 @@ use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State};
 
 use crate::memory_store::SqliteMemoryStore;
+use crate::postgres::HyperdriveClient;
+use edgeclaw_memory_pg::PgMemoryStore;
+
+/// Vector size of the Postgres schema when no embedding model is configured.
+const DEFAULT_DIMENSIONS: usize = 1_536;
 
 /// Durable Object binding of the `Memory` class.
 const MEMORY_BINDING: &str = "MEMORY";
@@ -94,13 +99,22 @@ impl DurableObject for Memory {
     }
 }
 
-/// The memory service of this deployment: the embedded store and the configured embedding model.
-pub fn service(config: &Config, env: &Env, ports: &Ports) -> MemoryService {
+/// The memory service of this deployment: Postgres when a Hyperdrive binding exists (its schema migrated
+/// on first use), the embedded per-namespace Durable Objects otherwise; and the configured embedding model.
+pub async fn service(config: &Config, env: &Env, ports: &Ports) -> std::result::Result<MemoryService, MemoryError> {
     let embedder = config
         .embedding
         .clone()
         .map(|target| Rc::new(HttpEmbedder::new(target, config.retry, ports.clone())) as Rc<dyn Embedder>);
-    MemoryService::new(Rc::new(DoMemoryStore::new(env.clone())), embedder, config.memory, ports.clock.clone())
+    let store: Rc<dyn MemoryStore> = match HyperdriveClient::from_env(env) {
+        Some(client) => {
+            let dimensions = config.embedding.as_ref().map_or(DEFAULT_DIMENSIONS, |e| e.dimensions);
+            client.ensure_migrated(dimensions).await.map_err(|e| MemoryError::Unavailable(e.to_string()))?;
+            Rc::new(PgMemoryStore::new(Rc::new(client)))
+        }
+        None => Rc::new(DoMemoryStore::new(env.clone())),
+    };
+    Ok(MemoryService::new(store, embedder, config.memory, ports.clock.clone()))
 }
 
 /// Core's `MemoryStore`, served by the `Memory` Durable Object of each namespace.

@@ -54,11 +54,10 @@ pub enum SessionCommand {
     Delete,
 }
 
-/// What a live session object holds: the agent, its transcript store and its turn queue.
+/// What a live session object builds on first use: the agent and its transcript store.
 struct Runtime {
     agent: Agent,
     store: crate::store::SqliteStore,
-    queue: TurnQueue,
 }
 
 /// One conversation, as a Durable Object.
@@ -66,31 +65,40 @@ struct Runtime {
 pub struct Session {
     state: State,
     env: Env,
+    /// Created with the object, not the runtime, so turns queue up even while the runtime is being built.
+    queue: TurnQueue,
     runtime: RefCell<Option<Rc<Runtime>>>,
 }
 
 impl Session {
     /// The runtime, built on first use (configuration is read once per object instance).
-    fn runtime(&self, principal: &Principal) -> std::result::Result<Rc<Runtime>, ApiError> {
+    async fn runtime(&self, principal: &Principal) -> std::result::Result<Rc<Runtime>, ApiError> {
         if let Some(runtime) = self.runtime.borrow().as_ref() {
             return Ok(runtime.clone());
         }
         let config = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?;
         let ports = ports::ports();
-        let memory = Rc::new(memory_object::service(&config, &self.env, &ports));
+        let memory = Rc::new(memory_object::service(&config, &self.env, &ports).await.map_err(Error::from)?);
         let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
         let agent = Agent::new(config, ports)?.with_memory(memory, namespace);
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
-        let runtime = Rc::new(Runtime { agent, store, queue: TurnQueue::default() });
+        let runtime = Rc::new(Runtime { agent, store });
         *self.runtime.borrow_mut() = Some(runtime.clone());
         Ok(runtime)
     }
 
-    async fn turn(runtime: Rc<Runtime>, input: TurnInput, stream: bool, format: ReplyFormat) -> Result<Response> {
+    async fn turn(
+        &self,
+        runtime: Rc<Runtime>,
+        input: TurnInput,
+        stream: bool,
+        format: ReplyFormat,
+    ) -> Result<Response> {
         if stream {
             let (tx, rx) = futures::channel::mpsc::unbounded::<String>();
+            let queue = self.queue.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let _slot = runtime.queue.acquire().await;
+                let _slot = queue.acquire().await;
                 run_turn_streaming(&runtime.agent, &runtime.store, input, format, &|frame| {
                     // A closed receiver means the client went away; the turn still finishes and is stored.
                     let _ = tx.unbounded_send(frame);
@@ -99,7 +107,7 @@ impl Session {
             });
             return http::sse(rx);
         }
-        let _slot = runtime.queue.acquire().await;
+        let _slot = self.queue.acquire().await;
         match runtime.agent.run_turn(&runtime.store, input, false, &|_| {}).await {
             Ok(report) => http::json(200, &format.report_json(&report)),
             Err(error) => http::error(&error.into()),
@@ -109,7 +117,7 @@ impl Session {
 
 impl DurableObject for Session {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, runtime: RefCell::new(None) }
+        Self { state, env, queue: TurnQueue::default(), runtime: RefCell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -117,21 +125,21 @@ impl DurableObject for Session {
             Ok(request) => request,
             Err(e) => return http::error(&ApiError::new(400, "invalid_request", format!("bad session command: {e}"))),
         };
-        let runtime = match self.runtime(&principal) {
+        let runtime = match self.runtime(&principal).await {
             Ok(runtime) => runtime,
             Err(error) => return http::error(&error),
         };
         match command {
             SessionCommand::Send { content, stream, format } => {
-                Self::turn(runtime, TurnInput::Message(content), stream, format).await
+                self.turn(runtime, TurnInput::Message(content), stream, format).await
             }
-            SessionCommand::Retry { stream, format } => Self::turn(runtime, TurnInput::Retry, stream, format).await,
+            SessionCommand::Retry { stream, format } => self.turn(runtime, TurnInput::Retry, stream, format).await,
             SessionCommand::History { session_id } => match runtime.store.transcript().await {
                 Ok(transcript) => http::json(200, &api::history(&session_id, &transcript)),
                 Err(error) => http::error(&error.into()),
             },
             SessionCommand::Delete => {
-                let _slot = runtime.queue.acquire().await;
+                let _slot = self.queue.acquire().await;
                 match runtime.store.clear().await {
                     Ok(()) => http::json(200, &json!({"deleted": true})),
                     Err(error) => http::error(&error.into()),
