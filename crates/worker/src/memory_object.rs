@@ -101,7 +101,7 @@ impl DurableObject for Memory {
 
 /// The memory service of this deployment: Postgres when a Hyperdrive binding exists (its schema migrated
 /// on first use), the embedded per-namespace Durable Objects otherwise; and the configured embedding model.
-pub async fn service(config: &Config, env: &Env, ports: &Ports) -> std::result::Result<MemoryService, MemoryError> {
+pub async fn service(config: &Config, env: &Env, ports: &Ports) -> MemoryService {
     let embedder = config
         .embedding
         .clone()
@@ -109,12 +109,13 @@ pub async fn service(config: &Config, env: &Env, ports: &Ports) -> std::result::
     let store: Rc<dyn MemoryStore> = match HyperdriveClient::from_env(env) {
         Some(client) => {
             let dimensions = config.embedding.as_ref().map_or(DEFAULT_DIMENSIONS, |e| e.dimensions);
-            client.ensure_migrated(dimensions).await.map_err(|e| MemoryError::Unavailable(e.to_string()))?;
+            // With Postgres down the store's calls report it; the migration is tried again next time.
+            let _ = client.ensure_migrated(dimensions).await;
             Rc::new(PgMemoryStore::new(Rc::new(client)))
         }
         None => Rc::new(DoMemoryStore::new(env.clone())),
     };
-    Ok(MemoryService::new(store, embedder, config.memory, ports.clock.clone()))
+    MemoryService::new(store, embedder, config.memory, ports.clock.clone())
 }
 
 /// Core's `MemoryStore`, served by the `Memory` Durable Object of each namespace.

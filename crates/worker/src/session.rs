@@ -78,7 +78,7 @@ impl Session {
         }
         let config = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?;
         let ports = ports::ports();
-        let memory = Rc::new(memory_object::service(&config, &self.env, &ports).await.map_err(Error::from)?);
+        let memory = Rc::new(memory_object::service(&config, &self.env, &ports).await);
         let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
         let agent = Agent::new(config, ports)?.with_memory(memory, namespace);
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
