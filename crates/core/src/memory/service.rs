@@ -206,33 +206,41 @@ impl Memory {
         Ok(IngestReport { document_id: record.id, chunks: chunks.len() as u32, embedded, unchanged: false })
     }
 
-    /// Searches a namespace.
+    /// Searches a namespace. Keyword and vector searches run concurrently; whether the namespace exists
+    /// is only asked when both come back empty, to keep the common path to one round trip.
     pub async fn search(&self, ns: &Namespace, request: &SearchRequest) -> Result<SearchResults, MemoryError> {
         request.validate()?;
         check_metadata(&request.filter.metadata)?;
-        if !self.store.namespace_exists(ns).await? {
-            return Err(MemoryError::NamespaceNotFound(ns.name().to_string()));
-        }
         let mode = match (request.mode, &self.embedder) {
             (SearchMode::Vector, None) => return Err(MemoryError::NoEmbedder),
             (SearchMode::Hybrid, None) => SearchMode::Keyword,
             (mode, _) => mode,
         };
         let candidates = request.candidates();
-        let keyword = if mode == SearchMode::Vector {
-            Vec::new()
-        } else {
-            self.store.keyword_search(ns, &request.query, candidates, &request.filter).await?
-        };
-        let vector = match (&self.embedder, mode) {
-            (Some(embedder), SearchMode::Vector | SearchMode::Hybrid) => {
-                let query = embedder.embed(std::slice::from_ref(&request.query)).await?;
-                let query =
-                    query.into_iter().next().ok_or_else(|| MemoryError::Embedding("no vector returned".into()))?;
-                self.store.vector_search(ns, &query, candidates, &request.filter).await?
+        let keyword = async {
+            match mode {
+                SearchMode::Vector => Ok(Vec::new()),
+                _ => self.store.keyword_search(ns, &request.query, candidates, &request.filter).await,
             }
-            _ => Vec::new(),
         };
+        let vector = async {
+            match (&self.embedder, mode) {
+                (Some(embedder), SearchMode::Vector | SearchMode::Hybrid) => {
+                    let vectors = embedder.embed(std::slice::from_ref(&request.query)).await?;
+                    let mut query = vectors
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| MemoryError::Embedding("no vector returned".into()))?;
+                    normalize(&mut query);
+                    self.store.vector_search(ns, &query, candidates, &request.filter).await
+                }
+                _ => Ok(Vec::new()),
+            }
+        };
+        let (keyword, vector) = futures::future::try_join(keyword, vector).await?;
+        if keyword.is_empty() && vector.is_empty() && !self.store.namespace_exists(ns).await? {
+            return Err(MemoryError::NamespaceNotFound(ns.name().to_string()));
+        }
         let effective = SearchRequest { mode, ..request.clone() };
         Ok(SearchResults { mode, results: fuse(&effective, keyword, vector, self.clock.now_ms()) })
     }
