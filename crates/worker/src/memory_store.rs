@@ -1,6 +1,10 @@
 //! The embedded memory store: one `Memory` Durable Object per namespace, on its SQLite storage — FTS5
 //! (porter stemming) for keywords, f32 vectors as blobs with an exact cosine scan.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
 use async_trait::async_trait;
 use edgeclaw_core::memory::{
     ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore, Metadata, Namespace,
@@ -46,9 +50,22 @@ const HIT_COLUMNS: &str =
 /// Bound parameters per statement stay under the Durable Object limit of 100.
 const IDS_PER_QUERY: usize = 90;
 
+/// Largest number of floats kept in the in-memory vector cache (64 MiB); bigger namespaces are scanned
+/// from SQLite on every search.
+const MAX_CACHED_FLOATS: usize = 16 * 1024 * 1024;
+
+/// Every chunk vector of the namespace, loaded once and kept while the object lives, so a search is a
+/// scan of memory rather than of SQLite rows. Dropped on every write.
+struct VectorCache {
+    ids: Vec<i64>,
+    dims: usize,
+    data: Vec<f32>,
+}
+
 /// A [`MemoryStore`] for the one namespace whose Durable Object owns `sql`.
 pub struct SqliteMemoryStore {
     sql: SqlStorage,
+    vectors: RefCell<Option<Rc<VectorCache>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> MemoryError {
@@ -76,6 +93,11 @@ fn int(value: u64) -> SqlStorageValue {
 
 fn vector_to_blob(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Cosine similarity of unit vectors.
+fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn blob_to_vector(blob: &[u8]) -> Vec<f32> {
@@ -113,7 +135,58 @@ impl SqliteMemoryStore {
     /// Opens the store, creating its tables on first use.
     pub fn open(sql: SqlStorage) -> Result<Self, MemoryError> {
         sql.exec(SCHEMA, None).map_err(unavailable)?;
-        Ok(Self { sql })
+        Ok(Self { sql, vectors: RefCell::new(None) })
+    }
+
+    /// The cached vectors, loading them if needed; `None` when the namespace is too big to cache.
+    fn cached_vectors(&self) -> Result<Option<Rc<VectorCache>>, MemoryError> {
+        if let Some(cache) = self.vectors.borrow().as_ref() {
+            return Ok(Some(cache.clone()));
+        }
+        let rows = self.rows("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id", vec![])?;
+        let mut cache = VectorCache { ids: Vec::with_capacity(rows.len()), dims: 0, data: Vec::new() };
+        for row in &rows {
+            if let (SqlStorageValue::Integer(id), SqlStorageValue::Blob(blob)) = (&row[0], &row[1]) {
+                let vector = blob_to_vector(blob);
+                if cache.dims == 0 {
+                    cache.dims = vector.len();
+                    cache.data.reserve(cache.dims * rows.len());
+                }
+                if vector.len() != cache.dims || cache.data.len() + vector.len() > MAX_CACHED_FLOATS {
+                    return Ok(None);
+                }
+                cache.ids.push(*id);
+                cache.data.extend(vector);
+            }
+        }
+        let cache = Rc::new(cache);
+        *self.vectors.borrow_mut() = Some(cache.clone());
+        Ok(Some(cache))
+    }
+
+    /// Scores chunks from SQLite rows of (id, embedding blob).
+    fn scan(
+        &self,
+        conditions: &str,
+        values: Vec<SqlStorageValue>,
+        query: &[f32],
+    ) -> Result<Vec<(i64, f32)>, MemoryError> {
+        let rows = self.rows(
+            &format!(
+                "SELECT c.id, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id
+                 WHERE c.embedding IS NOT NULL{conditions}"
+            ),
+            values,
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| match (&row[0], &row[1]) {
+                (SqlStorageValue::Integer(id), SqlStorageValue::Blob(blob)) => {
+                    Some((*id, similarity(&blob_to_vector(blob), query)))
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     fn rows(&self, query: &str, values: Vec<SqlStorageValue>) -> Result<Vec<Vec<SqlStorageValue>>, MemoryError> {
@@ -185,6 +258,7 @@ impl MemoryStore for SqliteMemoryStore {
                 }
             }
         }
+        self.vectors.borrow_mut().take();
         // No await between these statements: the Durable Object commits them atomically.
         self.rows("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', '1')", vec![])?;
         self.rows("DELETE FROM chunks WHERE document_id = ?", vec![doc.id.as_str().into()])?;
@@ -285,6 +359,7 @@ impl MemoryStore for SqliteMemoryStore {
     }
 
     async fn delete_document(&self, _ns: &Namespace, id: &str) -> Result<bool, MemoryError> {
+        self.vectors.borrow_mut().take();
         let existed = !self.rows("SELECT 1 FROM documents WHERE id = ?", vec![id.into()])?.is_empty();
         self.rows("DELETE FROM chunks WHERE document_id = ?", vec![id.into()])?;
         self.rows("DELETE FROM documents WHERE id = ?", vec![id.into()])?;
@@ -345,30 +420,37 @@ impl MemoryStore for SqliteMemoryStore {
             }
         }
         let (conditions, values) = filter_sql(filter);
-        let rows = self.rows(
-            &format!(
-                "SELECT c.id, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id
-                 WHERE c.embedding IS NOT NULL{conditions}"
-            ),
-            values,
-        )?;
-        // Exact scan: vectors are unit length, so the dot product is the cosine similarity.
-        let mut scored: Vec<(i64, f32)> = rows
-            .iter()
-            .filter_map(|row| match (&row[0], &row[1]) {
-                (SqlStorageValue::Integer(id), SqlStorageValue::Blob(blob)) => {
-                    let dot = blob
-                        .chunks_exact(4)
-                        .zip(embedding)
-                        .map(|(b, q)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q)
-                        .sum::<f32>();
-                    Some((*id, dot))
-                }
-                _ => None,
-            })
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        scored.truncate(limit as usize);
+        let mut scored: Vec<(i64, f32)> = match self.cached_vectors()? {
+            Some(cache) => {
+                let allowed: Option<HashSet<i64>> = if conditions.is_empty() {
+                    None
+                } else {
+                    let rows = self.rows(
+                        &format!("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE 1 = 1{conditions}"),
+                        values,
+                    )?;
+                    Some(
+                        rows.iter()
+                            .filter_map(|row| if let SqlStorageValue::Integer(id) = row[0] { Some(id) } else { None })
+                            .collect(),
+                    )
+                };
+                cache
+                    .ids
+                    .iter()
+                    .zip(cache.data.chunks_exact(cache.dims.max(1)))
+                    .filter(|(id, _)| allowed.as_ref().is_none_or(|set| set.contains(id)))
+                    .map(|(id, vector)| (*id, similarity(vector, embedding)))
+                    .collect()
+            }
+            None => self.scan(&conditions, values, embedding)?,
+        };
+        let best_first = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1);
+        if scored.len() > limit as usize {
+            scored.select_nth_unstable_by(limit as usize, best_first);
+            scored.truncate(limit as usize);
+        }
+        scored.sort_by(best_first);
 
         let mut hits = Vec::with_capacity(scored.len());
         for batch in scored.chunks(IDS_PER_QUERY) {
