@@ -148,8 +148,11 @@ def test_bad_input_is_rejected_clearly(mem: Api, ns: str):
 
 
 def test_postgres_down_is_503_and_nothing_is_lost(postgres_factory, worker_factory):
+    # Straight to Postgres (EDGECLAW_DATABASE_URL): wrangler's local Hyperdrive proxy exits when its
+    # database refuses connections, so the outage is staged on the direct route, which shares every
+    # line of connection handling with the Hyperdrive one.
     server = postgres_factory()
-    worker = worker_factory(EMBEDDING_VARS, postgres_url=server.url)
+    worker = worker_factory({**EMBEDDING_VARS, "EDGECLAW_DATABASE_URL": server.url})
     api = Api(worker.url)
     put(api, "default", "boiler", MANUAL)
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State};
 
 use crate::memory_store::SqliteMemoryStore;
-use crate::postgres::HyperdriveClient;
+use crate::postgres::PostgresClient;
 use edgeclaw_memory_pg::PgMemoryStore;
 
 /// Vector size of the Postgres schema when no embedding model is configured.
@@ -99,14 +99,15 @@ impl DurableObject for Memory {
     }
 }
 
-/// The memory service of this deployment: Postgres when a Hyperdrive binding exists (its schema migrated
-/// on first use), the embedded per-namespace Durable Objects otherwise; and the configured embedding model.
+/// The memory service of this deployment: Postgres when a Hyperdrive binding or `EDGECLAW_DATABASE_URL`
+/// exists (its schema migrated on first use), the embedded per-namespace Durable Objects otherwise; and the
+/// configured embedding model.
 pub async fn service(config: &Config, env: &Env, ports: &Ports) -> MemoryService {
     let embedder = config
         .embedding
         .clone()
         .map(|target| Rc::new(HttpEmbedder::new(target, config.retry, ports.clone())) as Rc<dyn Embedder>);
-    let store: Rc<dyn MemoryStore> = match HyperdriveClient::from_env(env) {
+    let store: Rc<dyn MemoryStore> = match PostgresClient::from_env(env) {
         Some(client) => {
             let dimensions = config.embedding.as_ref().map_or(DEFAULT_DIMENSIONS, |e| e.dimensions);
             // With Postgres down the store's calls report it; the migration is tried again next time.

@@ -1,0 +1,132 @@
+"""Memory benchmarks through the worker: ingest throughput and hybrid search latency, for the embedded
+store (Durable Object SQLite) at 10k chunks and for Postgres + pgvector at 10k and 100k chunks.
+
+Run through ``scripts/bench memory``. The scripted server answers embeddings instantly; Postgres runs on
+this machine; everything goes through ``wrangler dev`` over loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import start_llm, summary  # noqa: E402
+from conftest import worker_vars  # noqa: E402
+from harness.api import ALICE_TOKEN  # noqa: E402
+from harness.postgres import PostgresServer  # noqa: E402
+from harness.worker import WorkerProcess  # noqa: E402
+
+DIMENSIONS = 256
+CHUNKS_PER_DOCUMENT = 10
+WORDS = (
+    "boiler pressure valve garden tulip bulb invoice budget savings travel train ticket recipe flour oven "
+    "server deploy latency cache kernel module network router firewall battery solar panel roof gutter "
+    "paint brush ladder insurance policy claim doctor appointment vaccine dentist passport visa flight "
+    "hotel museum concert guitar piano lesson homework exam library novel poem chapter editor deadline"
+).split()
+HEADERS = {"authorization": f"Bearer {ALICE_TOKEN}"}
+
+
+def document(rng: random.Random, index: int) -> str:
+    sections = []
+    for s in range(CHUNKS_PER_DOCUMENT):
+        sentences = [" ".join(rng.choice(WORDS) for _ in range(14)).capitalize() + "." for _ in range(8)]
+        sections.append(f"## Section {s} of document {index}\n\n" + " ".join(sentences))
+    return "\n\n".join(sections)
+
+
+def ingest(url: str, ns: str, documents: int, threads: int = 8) -> int:
+    rng = random.Random(7)
+    bodies = [document(rng, i) for i in range(documents)]
+
+    def put(i: int) -> int:
+        with httpx.Client(timeout=120) as client:
+            resp = client.put(f"{url}/api/memory/{ns}/documents/doc-{i}", json={"text": bodies[i]}, headers=HEADERS)
+            resp.raise_for_status()
+            return resp.json()["chunks"]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        chunks = sum(pool.map(put, range(documents)))
+    elapsed = time.perf_counter() - started
+    print(f"  ingest: {chunks} chunks in {elapsed:.1f} s = {chunks / elapsed:.0f} chunks/s ({threads} clients)")
+    return chunks
+
+
+def search_latency(url: str, ns: str, label: str, queries: int = 200) -> None:
+    rng = random.Random(11)
+    with httpx.Client(timeout=60) as client:
+        for _ in range(5):
+            client.post(f"{url}/api/memory/{ns}/search", json={"query": "warm up"}, headers=HEADERS)
+        samples = []
+        for _ in range(queries):
+            query = " ".join(rng.choice(WORDS) for _ in range(4))
+            started = time.perf_counter()
+            resp = client.post(f"{url}/api/memory/{ns}/search", json={"query": query, "k": 5}, headers=HEADERS)
+            samples.append((time.perf_counter() - started) * 1000)
+            resp.raise_for_status()
+            assert resp.json()["results"], f"no results for {query!r}"
+    print(f"  hybrid search, {label}: {summary(samples)}")
+
+
+def bulk_load(pg: PostgresServer, namespace_key: str, rows: int) -> None:
+    """Adds `rows` synthetic chunks (random unit vectors, random words) straight into Postgres."""
+    words = "ARRAY[" + ",".join(f"'{w}'" for w in WORDS) + "]"
+    started = time.perf_counter()
+    pg.psql(
+        f"""
+        INSERT INTO memory_documents (namespace, id, kind, title, source, metadata, content_hash, body, created_at, updated_at)
+        SELECT '{namespace_key}', 'bulk-' || g, 'document', '', NULL, '{{}}', md5(g::text), '', 0, 0
+        FROM generate_series(1, {rows // CHUNKS_PER_DOCUMENT}) g;
+        INSERT INTO memory_chunks (namespace, document_id, chunk_index, heading, body, content_hash, embedding)
+        SELECT '{namespace_key}', 'bulk-' || (1 + (g - 1) / {CHUNKS_PER_DOCUMENT}), (g - 1) % {CHUNKS_PER_DOCUMENT}, '',
+               (SELECT string_agg(({words})[1 + floor(random() * {len(WORDS)})::int], ' ')
+                  FROM generate_series(1, 40) w WHERE g > 0),
+               md5(g::text),
+               (SELECT l2_normalize(array_agg(random() - 0.5)::vector) FROM generate_series(1, {DIMENSIONS}) d WHERE g > 0)
+        FROM generate_series(1, {rows}) g;
+        ANALYZE memory_chunks;
+        """
+    )
+    print(f"  bulk-loaded {rows} chunks in {time.perf_counter() - started:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--documents", type=int, default=1000, help="documents of 10 chunks ingested per store")
+    parser.add_argument("--bulk", type=int, default=90_000, help="extra chunks loaded into Postgres")
+    args = parser.parse_args()
+
+    llm, llm_url = start_llm()
+    variables = {
+        **worker_vars(llm_url),
+        "EDGECLAW_EMBEDDING_MODEL": "openai:test-embed",
+        "EDGECLAW_EMBEDDING_DIMENSIONS": str(DIMENSIONS),
+    }
+    try:
+        with WorkerProcess(variables) as worker:
+            print("embedded store (Durable Object SQLite):")
+            chunks = ingest(worker.url, "bench", args.documents)
+            search_latency(worker.url, "bench", f"{chunks} chunks")
+        with PostgresServer() as pg, WorkerProcess(variables, postgres_url=pg.url) as worker:
+            print("Postgres + pgvector (through Hyperdrive):")
+            chunks = ingest(worker.url, "bench", args.documents)
+            search_latency(worker.url, "bench", f"{chunks} chunks")
+            if args.bulk:
+                bulk_load(pg, "alice/bench", args.bulk)
+                search_latency(worker.url, "bench", f"{chunks + args.bulk} chunks")
+    finally:
+        llm.terminate()
+        llm.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
