@@ -8,6 +8,7 @@ Endpoints
 ---------
 * ``POST /v1/chat/completions``                       OpenAI Chat Completions
 * ``POST /v1/messages``                               Anthropic Messages
+* ``POST /v1/embeddings``                             OpenAI Embeddings (see below)
 * ``POST /v1beta/models/{model}:generateContent``       Gemini
 * ``POST /v1beta/models/{model}:streamGenerateContent`` Gemini (``?alt=sse`` for SSE)
 * ``GET  /pages/{name}``                              plain pages for the http_fetch tool
@@ -45,15 +46,31 @@ failure scripts (``rate_limit``, ``error500``, ``cut_once``,
 ``heal(nonce)`` every failure directive of that nonce (``#down`` and all the
 failure scripts) is ignored and the request is answered like ``echo`` - this
 lets a test make a failed turn succeed on ``/retry``.
+
+Embeddings
+----------
+``POST /v1/embeddings`` speaks the OpenAI wire format with the OpenAI key.
+Vectors come from ``harness.embedding_model`` (deterministic, L2-normalised,
+rounded to 6 decimals): ``{"model", "input": str | [str], "dimensions"?,
+"encoding_format"?: "float" | "base64"}``.  ``dimensions`` defaults to 64 (at
+most 3072); a model whose name ends in ``-d32`` always answers with 32
+dimensions, whatever was asked, so a test can provoke a dimension mismatch.
+Empty strings, token arrays and more than 2048 inputs are 400s.  Headers
+instead of directives: ``x-fail-once: <nonce>`` makes the first request with
+that nonce a 429 with ``Retry-After: 1`` (``heal(nonce)`` cancels it) and
+``x-slow-ms: N`` delays the answer.  Requests are recorded with wire
+``embeddings`` and nonce = the ``x-fail-once`` (or ``x-nonce``) header.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -61,6 +78,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
+
+try:  # imported as harness.llm_server (the tests) or run with tests/ on sys.path
+    from . import embedding_model
+except ImportError:  # pragma: no cover - loaded as a top-level module
+    import embedding_model  # type: ignore[no-redef]
 
 WIRES = ("openai", "anthropic", "gemini")
 
@@ -72,6 +94,9 @@ ANTHROPIC_MIN_VERSION = "2023-01-01"
 
 WEATHER_PAGE = "Weather in Lisbon: sunny, 21 C."
 BIG_PAGE_BYTES = 2 * 1024 * 1024
+
+EMBEDDING_MAX_INPUTS = 2048
+EMBEDDING_FIXED_DIMENSIONS_SUFFIX = "-d32"
 
 FAILURE_SCRIPTS = frozenset({"rate_limit", "error500", "cut", "cut_once", "malformed", "malformed_once"})
 
@@ -839,6 +864,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._serve_llm("openai", None, None, query) if method == "POST" else self._not_allowed("openai")
         if path == "/v1/messages":
             return self._serve_llm("anthropic", None, None, query) if method == "POST" else self._not_allowed("anthropic")
+        if path == "/v1/embeddings":
+            return self._serve_embeddings() if method == "POST" else self._not_allowed("openai")
         m = _GEMINI_PATH_RE.fullmatch(path)
         if m:
             if method != "POST":
@@ -999,6 +1026,106 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(drip)
             self._sse(event, data)
         self._end_stream()
+
+    # -- embeddings --------------------------------------------------------
+
+    def _serve_embeddings(self) -> None:
+        raw = self._read_body()
+        raw_text = raw.decode("utf-8", "replace")
+        try:
+            body = json.loads(raw_text) if raw_text else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = None
+        h = self.headers
+        fail_nonce = (h.get("x-fail-once") or "").strip() or None
+        nonce = fail_nonce or (h.get("x-nonce") or "").strip() or None
+        inputs = (body or {}).get("input")
+        first = inputs if isinstance(inputs, str) else (inputs[0] if isinstance(inputs, list) and inputs else "")
+        headers = {k: v for k, v in ((k, h.get(k)) for k in _RECORDED_HEADERS + ("x-fail-once", "x-nonce")) if v is not None}
+        record = self.llm._record(
+            {
+                "wire": "embeddings",
+                "path": self.path,
+                "method": self.command,
+                "model": str((body or {}).get("model") or ""),
+                "stream": False,
+                "nonce": nonce,
+                "script": None,
+                "step": 0,
+                "user_text": first[:200] if isinstance(first, str) else "",
+                "inputs": len(inputs) if isinstance(inputs, list) else (1 if isinstance(inputs, str) else 0),
+                "dimensions": None,
+                "headers": headers,
+                "body": body,
+                "body_chars": len(raw_text),
+                "status": None,
+                "outcome": None,
+            }
+        )
+
+        def fail(status: int, outcome: str, message: str, extra: Optional[dict] = None) -> None:
+            self.llm._update(record, status=status, outcome=outcome)
+            self._send_json(status, wire_error("openai", status, message), extra)
+
+        if (h.get("Authorization") or "") != f"Bearer {OPENAI_KEY}":
+            return fail(401, "auth", "Incorrect API key provided.")
+        if body is None:
+            return fail(400, "bad_json", "request body is not a JSON object")
+        try:
+            delay = max(0.0, float(h.get("x-slow-ms") or 0) / 1000.0)
+        except ValueError:
+            delay = 0.0
+        if delay:
+            time.sleep(min(delay, 60.0))
+        if fail_nonce and not self.llm.is_healed(fail_nonce) and self.llm._count("embeddings:" + fail_nonce) == 1:
+            return fail(429, "rate_limit", "Rate limit reached for embeddings (scripted)", {"Retry-After": "1"})
+
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return fail(400, "bad_request", "you must provide a model parameter")
+        if isinstance(inputs, str):
+            texts = [inputs]
+        elif isinstance(inputs, list) and inputs and all(isinstance(t, str) for t in inputs):
+            texts = list(inputs)
+        elif isinstance(inputs, list) and not inputs:
+            return fail(400, "bad_request", "'input' must not be an empty array")
+        elif isinstance(inputs, list):
+            return fail(400, "bad_request", "'input' must be a string or an array of strings (token arrays are not supported here)")
+        else:
+            return fail(400, "bad_request", "'input' is required and must be a string or an array of strings")
+        if len(texts) > EMBEDDING_MAX_INPUTS:
+            return fail(400, "bad_request", f"'input' has {len(texts)} items, the maximum is {EMBEDDING_MAX_INPUTS}")
+        empty = [i for i, t in enumerate(texts) if not t]
+        if empty:
+            return fail(400, "bad_request", f"'input' must not contain empty strings (index {empty[0]})")
+        dimensions = body.get("dimensions")
+        if dimensions is None:
+            dimensions = embedding_model.DEFAULT_DIMENSIONS
+        elif isinstance(dimensions, bool) or not isinstance(dimensions, int) or not 1 <= dimensions <= embedding_model.MAX_DIMENSIONS:
+            return fail(400, "bad_request", f"'dimensions' must be an integer between 1 and {embedding_model.MAX_DIMENSIONS}")
+        if model.endswith(EMBEDDING_FIXED_DIMENSIONS_SUFFIX):
+            dimensions = 32
+        encoding = body.get("encoding_format")
+        if encoding is None:
+            encoding = "float"
+        if encoding not in ("float", "base64"):
+            return fail(400, "bad_request", "'encoding_format' must be 'float' or 'base64'")
+
+        data = []
+        for i, text in enumerate(texts):
+            vector = embedding_model.embed(text, dimensions)
+            value: Any = vector
+            if encoding == "base64":
+                value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        tokens = sum(embedding_model.count_tokens(t) for t in texts)
+        self.llm._update(record, status=200, outcome="ok", dimensions=dimensions)
+        self._send_json(
+            200,
+            {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+        )
 
     @staticmethod
     def _stream_events(wire: str, r: Rendered, body: dict, partial: Optional[str] = None) -> list:
