@@ -5,8 +5,8 @@ use std::rc::Rc;
 
 use async_trait::async_trait;
 use edgeclaw_core::memory::{
-    ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore, Metadata, Namespace,
-    ScoredChunk,
+    keyword_clauses, ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore,
+    Metadata, Namespace, ScoredChunk,
 };
 
 use crate::{PgValue, SqlClient, SqlError};
@@ -62,6 +62,13 @@ fn filter_sql(filter: &Filter, next: usize) -> (String, Vec<PgValue>) {
         params.push(PgValue::Text(serde_json::to_string(&filter.metadata).unwrap_or_else(|_| "{}".into())));
     }
     (sql, params)
+}
+
+/// The `to_tsquery` text for `query` (see core's `keyword_clauses`); its words are letters and digits
+/// only, so they can never be tsquery syntax.
+fn tsquery(query: &str) -> Option<String> {
+    let clauses: Vec<String> = keyword_clauses(query).iter().map(|terms| format!("({})", terms.join(" & "))).collect();
+    (!clauses.is_empty()).then(|| clauses.join(" | "))
 }
 
 fn hit(row: &[PgValue]) -> ScoredChunk {
@@ -269,13 +276,10 @@ impl MemoryStore for PgMemoryStore {
         limit: u32,
         filter: &Filter,
     ) -> Result<Vec<ScoredChunk>, MemoryError> {
-        if query.split(|c: char| !c.is_alphanumeric()).all(str::is_empty) {
-            return Ok(Vec::new());
-        }
+        let Some(tsquery) = tsquery(query) else { return Ok(Vec::new()) };
         let (conditions, filter_params) = filter_sql(filter, 4);
-        // plainto_tsquery ANDs the words; turning its & into | ranks chunks that match any of them.
         let sql = format!(
-            "WITH query AS (SELECT replace(plainto_tsquery('english', $2::text)::text, '&', '|')::tsquery AS q)
+            "WITH query AS (SELECT to_tsquery('english', $2::text) AS q)
              SELECT {HIT_COLUMNS}, ts_rank_cd(c.tsv, query.q)::float8
              FROM memory_chunks c
              JOIN memory_documents d ON d.namespace = c.namespace AND d.id = c.document_id
@@ -283,7 +287,7 @@ impl MemoryStore for PgMemoryStore {
              WHERE c.namespace = $1::text AND c.tsv @@ query.q{conditions}
              ORDER BY 10 DESC, c.document_id, c.chunk_index LIMIT $3::bigint"
         );
-        let mut params = vec![ns.key().into(), query.into(), PgValue::Int(limit.into())];
+        let mut params = vec![ns.key().into(), tsquery.into(), PgValue::Int(limit.into())];
         params.extend(filter_params);
         Ok(self.rows(&sql, &params).await?.iter().map(|row| hit(row)).collect())
     }
@@ -327,6 +331,16 @@ mod tests {
         let (sql, params) = filter_sql(&filter, 4);
         assert!(sql.contains("$4::text") && sql.contains("$5::text::jsonb"), "{sql}");
         assert_eq!(params, vec![PgValue::Text("fact,note".into()), PgValue::Text("{\"topic\":\"home\"}".into())]);
+    }
+
+    #[test]
+    fn keyword_queries_become_tsquery_clauses() {
+        assert_eq!(tsquery("the boiler"), Some("(boiler)".into()));
+        assert_eq!(
+            tsquery("boiler E119 pressure"),
+            Some("(boiler & e119) | (boiler & pressure) | (e119 & pressure)".into())
+        );
+        assert_eq!(tsquery("it's & | !"), None);
     }
 
     #[test]

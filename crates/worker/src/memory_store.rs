@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use async_trait::async_trait;
 use edgeclaw_core::memory::{
-    ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore, Metadata, Namespace,
-    ScoredChunk,
+    keyword_clauses, ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore,
+    Metadata, Namespace, ScoredChunk,
 };
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -121,14 +121,14 @@ fn filter_sql(filter: &Filter) -> (String, Vec<SqlStorageValue>) {
     (sql, values)
 }
 
-/// An FTS5 query matching any word of `query`, each quoted so user text is never query syntax.
+/// The FTS5 query for `query` (see core's `keyword_clauses`), every word quoted so user text is never
+/// query syntax.
 fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
+    let clauses: Vec<String> = keyword_clauses(query)
+        .iter()
+        .map(|terms| format!("({})", terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" AND ")))
         .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+    (!clauses.is_empty()).then(|| clauses.join(" OR "))
 }
 
 impl SqliteMemoryStore {

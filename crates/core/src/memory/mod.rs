@@ -4,6 +4,7 @@
 
 mod chunk;
 mod embed;
+mod keywords;
 mod search;
 mod service;
 mod store;
@@ -19,6 +20,7 @@ use crate::auth::Principal;
 
 pub use chunk::{chunk_markdown, ChunkOptions, TextChunk};
 pub use embed::{Embedder, EmbeddingRoute, HttpEmbedder};
+pub use keywords::{keyword_clauses, keyword_terms};
 pub use search::{SearchHit, SearchMode, SearchRequest};
 pub use service::{IngestReport, Memory, MemoryOptions, NewDocument, SearchResults};
 pub use store::{ChunkRecord, DocumentRecord, DocumentSummary, Filter, MemoryStore, ScoredChunk};
