@@ -49,6 +49,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
+EMBEDDING_VARS = {"EDGECLAW_EMBEDDING_MODEL": "openai:test-embed", "EDGECLAW_EMBEDDING_DIMENSIONS": "64"}
+
+
+@pytest.fixture(scope="session", params=["embedded", "postgres"])
+def store(request, llm):
+    """A worker per memory store, with embeddings from the scripted server."""
+    postgres_url = request.getfixturevalue("postgres").url if request.param == "postgres" else None
+    worker = WorkerProcess({**worker_vars(llm.url), **EMBEDDING_VARS}, postgres_url=postgres_url)
+    worker.start()
+    yield request.param, worker
+    worker.close()
+
+
 @pytest.fixture(scope="session")
 def llm():
     server = ScriptedLLM().start()

@@ -5,26 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 
 from harness import expect
 from harness.api import BOB_TOKEN, Api
-from harness.worker import WorkerProcess
 
-from conftest import worker_vars
-
-EMBEDDING_VARS = {"EDGECLAW_EMBEDDING_MODEL": "openai:test-embed", "EDGECLAW_EMBEDDING_DIMENSIONS": "64"}
-
-
-@pytest.fixture(scope="module", params=["embedded", "postgres"])
-def store(request, llm):
-    """A worker per memory store, with embeddings from the scripted server."""
-    postgres_url = request.getfixturevalue("postgres").url if request.param == "postgres" else None
-    worker = WorkerProcess({**worker_vars(llm.url), **EMBEDDING_VARS}, postgres_url=postgres_url)
-    worker.start()
-    yield request.param, worker
-    worker.close()
-
+from conftest import EMBEDDING_VARS
 
 @pytest.fixture
 def mem(store) -> Api:
