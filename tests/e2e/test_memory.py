@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 
 from harness import expect
 from harness.api import BOB_TOKEN, Api

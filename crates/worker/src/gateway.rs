@@ -56,9 +56,11 @@ async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         Route::Models => http::json(200, &openai_compat::models(&config.routes.usable)).map_err(http::internal),
         Route::Memory { namespace, op } => {
             let namespace = Namespace::new(&principal, &namespace)?;
-            let memory = memory_object::service(&config, env, &ports::ports()).await;
+            let backend = memory_object::backend(&config, env, &ports::ports()).await;
             let query = req.url().ok().and_then(|url| url.query().map(str::to_string));
-            let (status, body) = api::memory::handle(&memory, &namespace, op, &body, query.as_deref()).await?;
+            let result = api::memory::handle(&backend.memory, &namespace, op, &body, query.as_deref()).await;
+            backend.release().await;
+            let (status, body) = result?;
             http::json(status, &body).map_err(http::internal)
         }
         Route::ChatCompletions => {

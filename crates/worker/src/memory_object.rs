@@ -99,24 +99,43 @@ impl DurableObject for Memory {
     }
 }
 
-/// The memory service of this deployment: Postgres when a Hyperdrive binding or `EDGECLAW_DATABASE_URL`
-/// exists (its schema migrated on first use), the embedded per-namespace Durable Objects otherwise; and the
+/// Memory for one request (or one session object) and the Postgres connection it may hold, which
+/// must be released before the request ends.
+pub struct MemoryBackend {
+    /// The memory service.
+    pub memory: Rc<MemoryService>,
+    postgres: Option<Rc<PostgresClient>>,
+}
+
+impl MemoryBackend {
+    /// Closes what the memory opened during the request; it reopens on next use.
+    pub async fn release(&self) {
+        if let Some(postgres) = &self.postgres {
+            postgres.release().await;
+        }
+    }
+}
+
+/// The memory of this deployment: Postgres when a Hyperdrive binding or `EDGECLAW_DATABASE_URL` exists
+/// (its schema migrated on first use), the embedded per-namespace Durable Objects otherwise; and the
 /// configured embedding model.
-pub async fn service(config: &Config, env: &Env, ports: &Ports) -> MemoryService {
+pub async fn backend(config: &Config, env: &Env, ports: &Ports) -> MemoryBackend {
     let embedder = config
         .embedding
         .clone()
         .map(|target| Rc::new(HttpEmbedder::new(target, config.retry, ports.clone())) as Rc<dyn Embedder>);
-    let store: Rc<dyn MemoryStore> = match PostgresClient::from_env(env) {
+    let postgres = PostgresClient::from_env(env).map(Rc::new);
+    let store: Rc<dyn MemoryStore> = match &postgres {
         Some(client) => {
             let dimensions = config.embedding.as_ref().map_or(DEFAULT_DIMENSIONS, |e| e.dimensions);
             // With Postgres down the store's calls report it; the migration is tried again next time.
             let _ = client.ensure_migrated(dimensions).await;
-            Rc::new(PgMemoryStore::new(Rc::new(client)))
+            Rc::new(PgMemoryStore::new(client.clone()))
         }
         None => Rc::new(DoMemoryStore::new(env.clone())),
     };
-    MemoryService::new(store, embedder, config.memory, ports.clock.clone())
+    let memory = Rc::new(MemoryService::new(store, embedder, config.memory, ports.clock.clone()));
+    MemoryBackend { memory, postgres }
 }
 
 /// Core's `MemoryStore`, served by the `Memory` Durable Object of each namespace.

@@ -58,6 +58,7 @@ pub enum SessionCommand {
 struct Runtime {
     agent: Agent,
     store: crate::store::SqliteStore,
+    memory: memory_object::MemoryBackend,
 }
 
 /// One conversation, as a Durable Object.
@@ -78,11 +79,11 @@ impl Session {
         }
         let config = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?;
         let ports = ports::ports();
-        let memory = Rc::new(memory_object::service(&config, &self.env, &ports).await);
+        let memory = memory_object::backend(&config, &self.env, &ports).await;
         let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
-        let agent = Agent::new(config, ports)?.with_memory(memory, namespace);
+        let agent = Agent::new(config, ports)?.with_memory(memory.memory.clone(), namespace);
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
-        let runtime = Rc::new(Runtime { agent, store });
+        let runtime = Rc::new(Runtime { agent, store, memory });
         *self.runtime.borrow_mut() = Some(runtime.clone());
         Ok(runtime)
     }
@@ -104,6 +105,8 @@ impl Session {
                     let _ = tx.unbounded_send(frame);
                 })
                 .await;
+                // before `tx` drops and ends the response, while the request is still alive
+                runtime.memory.release().await;
             });
             return http::sse(rx);
         }
@@ -129,11 +132,16 @@ impl DurableObject for Session {
             Ok(runtime) => runtime,
             Err(error) => return http::error(&error),
         };
-        match command {
+        // A streamed turn releases memory's connection itself, when it ends; everything else here.
+        let streamed =
+            matches!(command, SessionCommand::Send { stream: true, .. } | SessionCommand::Retry { stream: true, .. });
+        let response = match command {
             SessionCommand::Send { content, stream, format } => {
-                self.turn(runtime, TurnInput::Message(content), stream, format).await
+                self.turn(runtime.clone(), TurnInput::Message(content), stream, format).await
             }
-            SessionCommand::Retry { stream, format } => self.turn(runtime, TurnInput::Retry, stream, format).await,
+            SessionCommand::Retry { stream, format } => {
+                self.turn(runtime.clone(), TurnInput::Retry, stream, format).await
+            }
             SessionCommand::History { session_id } => match runtime.store.transcript().await {
                 Ok(transcript) => http::json(200, &api::history(&session_id, &transcript)),
                 Err(error) => http::error(&error.into()),
@@ -145,6 +153,10 @@ impl DurableObject for Session {
                     Err(error) => http::error(&error.into()),
                 }
             }
+        };
+        if !streamed {
+            runtime.memory.release().await;
         }
+        response
     }
 }
