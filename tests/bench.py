@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import signal
 import statistics
 import subprocess
 import sys
@@ -123,6 +124,8 @@ def turn_overhead(llm_url: str, sequential: int, sessions: int, per_session: int
 
 
 def main() -> None:
+    # so that a stopped run still shuts down the servers it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--sequential", type=int, default=200)

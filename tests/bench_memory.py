@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,19 +27,21 @@ from harness.worker import WorkerProcess  # noqa: E402
 
 DIMENSIONS = 256
 CHUNKS_PER_DOCUMENT = 10
-WORDS = (
-    "boiler pressure valve garden tulip bulb invoice budget savings travel train ticket recipe flour oven "
-    "server deploy latency cache kernel module network router firewall battery solar panel roof gutter "
-    "paint brush ladder insurance policy claim doctor appointment vaccine dentist passport visa flight "
-    "hotel museum concert guitar piano lesson homework exam library novel poem chapter editor deadline"
-).split()
+VOCABULARY = 20_000
+
+
+def word(rng: random.Random) -> str:
+    """A word of a Zipf-like vocabulary: a few very common, most rare — as in real text."""
+    return f"w{int(VOCABULARY * rng.random() ** 3)}"
+
+
 HEADERS = {"authorization": f"Bearer {ALICE_TOKEN}"}
 
 
 def document(rng: random.Random, index: int) -> str:
     sections = []
     for s in range(CHUNKS_PER_DOCUMENT):
-        sentences = [" ".join(rng.choice(WORDS) for _ in range(14)).capitalize() + "." for _ in range(8)]
+        sentences = [" ".join(word(rng) for _ in range(14)) + "." for _ in range(8)]
         sections.append(f"## Section {s} of document {index}\n\n" + " ".join(sentences))
     return "\n\n".join(sections)
 
@@ -68,7 +71,7 @@ def search_latency(url: str, ns: str, label: str, queries: int = 200) -> None:
             client.post(f"{url}/api/memory/{ns}/search", json={"query": "warm up"}, headers=HEADERS)
         samples = []
         for _ in range(queries):
-            query = " ".join(rng.choice(WORDS) for _ in range(4))
+            query = " ".join(f"w{rng.randint(50, 3_000)}" for _ in range(3))
             started = time.perf_counter()
             resp = client.post(f"{url}/api/memory/{ns}/search", json={"query": query, "k": 5}, headers=HEADERS)
             samples.append((time.perf_counter() - started) * 1000)
@@ -79,27 +82,29 @@ def search_latency(url: str, ns: str, label: str, queries: int = 200) -> None:
 
 def bulk_load(pg: PostgresServer, namespace_key: str, rows: int) -> None:
     """Adds `rows` synthetic chunks (random unit vectors, random words) straight into Postgres."""
-    words = "ARRAY[" + ",".join(f"'{w}'" for w in WORDS) + "]"
     started = time.perf_counter()
     pg.psql(
-        f"""
+        timeout=1800,
+        sql=f"""
         INSERT INTO memory_documents (namespace, id, kind, title, source, metadata, content_hash, body, created_at, updated_at)
         SELECT '{namespace_key}', 'bulk-' || g, 'document', '', NULL, '{{}}', md5(g::text), '', 0, 0
         FROM generate_series(1, {rows // CHUNKS_PER_DOCUMENT}) g;
         INSERT INTO memory_chunks (namespace, document_id, chunk_index, heading, body, content_hash, embedding)
         SELECT '{namespace_key}', 'bulk-' || (1 + (g - 1) / {CHUNKS_PER_DOCUMENT}), (g - 1) % {CHUNKS_PER_DOCUMENT}, '',
-               (SELECT string_agg(({words})[1 + floor(random() * {len(WORDS)})::int], ' ')
-                  FROM generate_series(1, 40) w WHERE g > 0),
+               (SELECT string_agg('w' || floor({VOCABULARY} * power(random(), 3))::int, ' ')
+                  FROM generate_series(1, 112) w WHERE g > 0),
                md5(g::text),
                (SELECT l2_normalize(array_agg(random() - 0.5)::vector) FROM generate_series(1, {DIMENSIONS}) d WHERE g > 0)
         FROM generate_series(1, {rows}) g;
         ANALYZE memory_chunks;
-        """
+        """,
     )
     print(f"  bulk-loaded {rows} chunks in {time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:
+    # so that a stopped run still shuts down the servers it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=1000, help="documents of 10 chunks ingested per store")
     parser.add_argument("--bulk", type=int, default=90_000, help="extra chunks loaded into Postgres")
@@ -116,13 +121,17 @@ def main() -> None:
             print("embedded store (Durable Object SQLite):")
             chunks = ingest(worker.url, "bench", args.documents)
             search_latency(worker.url, "bench", f"{chunks} chunks")
-        with PostgresServer() as pg, WorkerProcess(variables, postgres_url=pg.url) as worker:
-            print("Postgres + pgvector (through Hyperdrive):")
-            chunks = ingest(worker.url, "bench", args.documents)
-            search_latency(worker.url, "bench", f"{chunks} chunks")
-            if args.bulk:
-                bulk_load(pg, "alice/bench", args.bulk)
-                search_latency(worker.url, "bench", f"{chunks + args.bulk} chunks")
+        with PostgresServer() as pg:
+            with WorkerProcess(variables, postgres_url=pg.url) as worker:
+                print("Postgres + pgvector, through local Hyperdrive:")
+                chunks = ingest(worker.url, "bench", args.documents)
+                search_latency(worker.url, "bench", f"{chunks} chunks")
+            with WorkerProcess({**variables, "EDGECLAW_DATABASE_URL": pg.url}) as worker:
+                print("Postgres + pgvector, direct socket (EDGECLAW_DATABASE_URL):")
+                search_latency(worker.url, "bench", f"{chunks} chunks")
+                if args.bulk:
+                    bulk_load(pg, "alice/bench", args.bulk)
+                    search_latency(worker.url, "bench", f"{chunks + args.bulk} chunks")
     finally:
         llm.terminate()
         llm.wait(timeout=10)

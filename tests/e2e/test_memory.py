@@ -154,3 +154,13 @@ def test_postgres_down_is_503_and_nothing_is_lost(postgres_factory, worker_facto
     assert search(api, "default", "E119")[0]["document_id"] == "boiler"
     expect.api_error(api.get("/api/memory/default/documents/garden"), 404, "document_not_found")
     assert server.scalar("SELECT count(*) FROM memory_documents") == "1"
+
+
+def test_an_embedding_model_of_another_size_is_refused(worker_factory):
+    # the "-d32" model of the scripted server always answers 32 dimensions; the store expects 64
+    worker = worker_factory({**EMBEDDING_VARS, "EDGECLAW_EMBEDDING_MODEL": "openai:test-embed-d32"})
+    api = Api(worker.url)
+    resp = api.request("PUT", "/api/memory/default/documents/d", json={"text": "Some text to embed."})
+    body = expect.api_error(resp, 500, "dimension_mismatch")
+    assert "32" in body["message"] and "64" in body["message"]
+    expect.api_error(api.get("/api/memory/default/documents/d"), 404, "document_not_found")

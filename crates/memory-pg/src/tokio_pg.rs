@@ -59,10 +59,22 @@ fn value(row: &tokio_postgres::Row, index: usize) -> Result<PgValue, SqlError> {
     })
 }
 
-/// Runs one statement on `client`.
+/// The wire type a value is sent as (NULL travels as text; statements cast every parameter).
+fn wire_type(value: &PgValue) -> Type {
+    match value {
+        PgValue::Null | PgValue::Text(_) => Type::TEXT,
+        PgValue::Int(_) => Type::INT8,
+        PgValue::Float(_) => Type::FLOAT8,
+        PgValue::Bool(_) => Type::BOOL,
+    }
+}
+
+/// Runs one statement on `client`, with parameter types given up front so it takes one round trip
+/// instead of a prepare and an execute.
 pub async fn query(client: &Client, sql: &str, params: &[PgValue]) -> Result<Vec<Vec<PgValue>>, SqlError> {
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let rows = client.query(sql, &refs).await.map_err(query_error)?;
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+        params.iter().map(|p| (p as &(dyn ToSql + Sync), wire_type(p))).collect();
+    let rows = client.query_typed(sql, &typed).await.map_err(query_error)?;
     rows.iter().map(|row| (0..row.len()).map(|i| value(row, i)).collect()).collect()
 }
 
