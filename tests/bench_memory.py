@@ -125,6 +125,7 @@ def main() -> None:
             with WorkerProcess(variables, postgres_url=pg.url) as worker:
                 print("Postgres + pgvector, through local Hyperdrive:")
                 chunks = ingest(worker.url, "bench", args.documents)
+                pg.psql("ANALYZE")  # what autovacuum does shortly after a bulk ingest
                 search_latency(worker.url, "bench", f"{chunks} chunks")
             with WorkerProcess({**variables, "EDGECLAW_DATABASE_URL": pg.url}) as worker:
                 print("Postgres + pgvector, direct socket (EDGECLAW_DATABASE_URL):")

@@ -79,6 +79,21 @@ fn text(value: &SqlStorageValue) -> String {
     }
 }
 
+fn optional_text(value: &SqlStorageValue) -> Option<String> {
+    match value {
+        SqlStorageValue::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn kind(value: &SqlStorageValue) -> DocumentKind {
+    DocumentKind::parse(&text(value)).unwrap_or(DocumentKind::Document)
+}
+
+fn metadata(value: &SqlStorageValue) -> Metadata {
+    serde_json::from_str(&text(value)).unwrap_or_default()
+}
+
 fn number(value: &SqlStorageValue) -> u64 {
     match value {
         SqlStorageValue::Integer(i) => *i as u64,
@@ -199,13 +214,10 @@ impl SqliteMemoryStore {
             chunk_index: number(&row[1]) as u32,
             heading: text(&row[2]),
             text: text(&row[3]),
-            kind: DocumentKind::parse(&text(&row[4])).unwrap_or(DocumentKind::Document),
+            kind: kind(&row[4]),
             title: text(&row[5]),
-            source: match &row[6] {
-                SqlStorageValue::String(s) => Some(s.clone()),
-                _ => None,
-            },
-            metadata: serde_json::from_str::<Metadata>(&text(&row[7])).unwrap_or_default(),
+            source: optional_text(&row[6]),
+            metadata: metadata(&row[7]),
             updated_at: number(&row[8]),
             score,
         }
@@ -308,13 +320,10 @@ impl MemoryStore for SqliteMemoryStore {
         )?;
         Ok(rows.first().map(|row| DocumentRecord {
             id: text(&row[0]),
-            kind: DocumentKind::parse(&text(&row[1])).unwrap_or(DocumentKind::Document),
+            kind: kind(&row[1]),
             title: text(&row[2]),
-            source: match &row[3] {
-                SqlStorageValue::String(s) => Some(s.clone()),
-                _ => None,
-            },
-            metadata: serde_json::from_str(&text(&row[4])).unwrap_or_default(),
+            source: optional_text(&row[3]),
+            metadata: metadata(&row[4]),
             content_hash: text(&row[5]),
             text: text(&row[6]),
             created_at: number(&row[7]),
@@ -325,7 +334,7 @@ impl MemoryStore for SqliteMemoryStore {
     async fn list_documents(
         &self,
         _ns: &Namespace,
-        kind: Option<DocumentKind>,
+        only: Option<DocumentKind>,
         limit: u32,
         offset: u32,
     ) -> Result<Vec<DocumentSummary>, MemoryError> {
@@ -335,8 +344,8 @@ impl MemoryStore for SqliteMemoryStore {
              FROM documents d WHERE (? IS NULL OR d.kind = ?)
              ORDER BY d.updated_at DESC, d.id LIMIT ? OFFSET ?",
             vec![
-                kind.map(|k| k.as_str()).into(),
-                kind.map(|k| k.as_str()).into(),
+                only.map(|k| k.as_str()).into(),
+                only.map(|k| k.as_str()).into(),
                 int(limit.into()),
                 int(offset.into()),
             ],
@@ -345,13 +354,10 @@ impl MemoryStore for SqliteMemoryStore {
             .iter()
             .map(|row| DocumentSummary {
                 id: text(&row[0]),
-                kind: DocumentKind::parse(&text(&row[1])).unwrap_or(DocumentKind::Document),
+                kind: kind(&row[1]),
                 title: text(&row[2]),
-                source: match &row[3] {
-                    SqlStorageValue::String(s) => Some(s.clone()),
-                    _ => None,
-                },
-                metadata: serde_json::from_str(&text(&row[4])).unwrap_or_default(),
+                source: optional_text(&row[3]),
+                metadata: metadata(&row[4]),
                 updated_at: number(&row[5]),
                 chunks: number(&row[6]) as u32,
             })

@@ -240,14 +240,7 @@ impl Agent {
             Ok(output) => (output, false),
             Err(error) => (format!("error: {error}"), true),
         };
-        if output.len() > MAX_TOOL_OUTPUT_BYTES {
-            let mut cut = MAX_TOOL_OUTPUT_BYTES;
-            while !output.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            output.truncate(cut);
-            output.push_str("\n[output truncated]");
-        }
+        tools::truncate_text(&mut output, MAX_TOOL_OUTPUT_BYTES, "\n[output truncated]");
         let report = ToolCallReport {
             id: call.id.clone(),
             name: call.name.clone(),

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{string_arg, Tool, ToolError, ToolRegistry};
+use super::{string_arg, truncate_text, Tool, ToolError, ToolRegistry};
 use crate::memory::{Memory, MemoryError, Namespace, SearchRequest};
 
 /// Longest document text returned by `memory_read`.
@@ -120,6 +120,15 @@ impl Tool for MemorySearch {
     }
 }
 
+/// The schema of tools that take one entry id.
+fn id_parameter() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"id": {"type": "string", "description": "The entry's id"}},
+        "required": ["id"]
+    })
+}
+
 struct MemoryRead(Rc<Scope>);
 
 #[async_trait(?Send)]
@@ -133,11 +142,7 @@ impl Tool for MemoryRead {
     }
 
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {"id": {"type": "string", "description": "The entry's id"}},
-            "required": ["id"]
-        })
+        id_parameter()
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {
@@ -151,14 +156,7 @@ impl Tool for MemoryRead {
             Err(error) => return Err(tool_error(error)),
         };
         let mut text = doc.text;
-        if text.len() > MAX_READ_BYTES {
-            let mut cut = MAX_READ_BYTES;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push_str("\n[truncated]");
-        }
+        truncate_text(&mut text, MAX_READ_BYTES, "\n[truncated]");
         Ok(format!("# {}\n\n{}", doc.title, text))
     }
 }
@@ -176,11 +174,7 @@ impl Tool for MemoryDelete {
     }
 
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {"id": {"type": "string", "description": "The entry's id"}},
-            "required": ["id"]
-        })
+        id_parameter()
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {

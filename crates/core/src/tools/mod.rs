@@ -87,6 +87,19 @@ impl ToolRegistry {
     }
 }
 
+/// Cuts `text` to at most `max_bytes` (at a character boundary) and appends `note` if it was cut.
+pub(crate) fn truncate_text(text: &mut String, max_bytes: usize, note: &str) {
+    if text.len() <= max_bytes {
+        return;
+    }
+    let mut cut = max_bytes;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(note);
+}
+
 /// Reads a required string argument.
 fn string_arg<'a>(arguments: &'a Value, name: &str) -> Result<&'a str, ToolError> {
     arguments
