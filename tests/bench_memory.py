@@ -108,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=1000, help="documents of 10 chunks ingested per store")
     parser.add_argument("--bulk", type=int, default=90_000, help="extra chunks loaded into Postgres")
+    parser.add_argument("--stores", default="embedded,postgres", help="which stores to measure")
     args = parser.parse_args()
 
     llm, llm_url = start_llm()
@@ -117,10 +118,13 @@ def main() -> None:
         "EDGECLAW_EMBEDDING_DIMENSIONS": str(DIMENSIONS),
     }
     try:
-        with WorkerProcess(variables) as worker:
-            print("embedded store (Durable Object SQLite):")
-            chunks = ingest(worker.url, "bench", args.documents)
-            search_latency(worker.url, "bench", f"{chunks} chunks")
+        if "embedded" in args.stores:
+            with WorkerProcess(variables) as worker:
+                print("embedded store (Durable Object SQLite):")
+                chunks = ingest(worker.url, "bench", args.documents)
+                search_latency(worker.url, "bench", f"{chunks} chunks")
+        if "postgres" not in args.stores:
+            return
         with PostgresServer() as pg:
             with WorkerProcess(variables, postgres_url=pg.url) as worker:
                 print("Postgres + pgvector, through local Hyperdrive:")

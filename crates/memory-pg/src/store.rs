@@ -71,6 +71,28 @@ fn tsquery(query: &str) -> Option<String> {
     (!clauses.is_empty()).then(|| clauses.join(" | "))
 }
 
+/// The query for the best `$3` chunks of `candidates` (a `SELECT c.*, … AS score FROM memory_chunks c
+/// WHERE …` over `$1` namespace and `$2` query) by `order`, with their documents' columns. The ranking
+/// runs on chunks alone, the document filter as a per-chunk `EXISTS`, and only the chosen rows are
+/// joined with their documents — so the cost follows the hits, not the namespace's size.
+fn ranked_hits(candidates: &str, order: &str, filter: &Filter) -> String {
+    let conditions = filter_sql(filter, 4).0;
+    let document_filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND EXISTS (SELECT 1 FROM memory_documents d
+                         WHERE d.namespace = c.namespace AND d.id = c.document_id{conditions})"
+        )
+    };
+    format!(
+        "SELECT {HIT_COLUMNS}, c.score
+         FROM ({candidates}{document_filter} ORDER BY {order} LIMIT $3::bigint) c
+         JOIN memory_documents d ON d.namespace = c.namespace AND d.id = c.document_id
+         ORDER BY c.score DESC, c.document_id, c.chunk_index"
+    )
+}
+
 fn hit(row: &[PgValue]) -> ScoredChunk {
     ScoredChunk {
         document_id: row[0].text().to_string(),
@@ -277,16 +299,14 @@ impl MemoryStore for PgMemoryStore {
         filter: &Filter,
     ) -> Result<Vec<ScoredChunk>, MemoryError> {
         let Some(tsquery) = tsquery(query) else { return Ok(Vec::new()) };
-        let (conditions, filter_params) = filter_sql(filter, 4);
-        let sql = format!(
-            "WITH query AS (SELECT to_tsquery('english', $2::text) AS q)
-             SELECT {HIT_COLUMNS}, ts_rank_cd(c.tsv, query.q)::float8
+        let sql = ranked_hits(
+            "SELECT c.*, ts_rank_cd(c.tsv, to_tsquery('english', $2::text))::float8 AS score
              FROM memory_chunks c
-             JOIN memory_documents d ON d.namespace = c.namespace AND d.id = c.document_id
-             CROSS JOIN query
-             WHERE c.namespace = $1::text AND c.tsv @@ query.q{conditions}
-             ORDER BY 10 DESC, c.document_id, c.chunk_index LIMIT $3::bigint"
+             WHERE c.namespace = $1::text AND c.tsv @@ to_tsquery('english', $2::text)",
+            "score DESC, c.document_id, c.chunk_index",
+            filter,
         );
+        let filter_params = filter_sql(filter, 4).1;
         let mut params = vec![ns.key().into(), tsquery.into(), PgValue::Int(limit.into())];
         params.extend(filter_params);
         Ok(self.rows(&sql, &params).await?.iter().map(|row| hit(row)).collect())
@@ -299,14 +319,14 @@ impl MemoryStore for PgMemoryStore {
         limit: u32,
         filter: &Filter,
     ) -> Result<Vec<ScoredChunk>, MemoryError> {
-        let (conditions, filter_params) = filter_sql(filter, 4);
-        let sql = format!(
-            "SELECT {HIT_COLUMNS}, (1 - (c.embedding <=> $2::text::vector))::float8
+        let sql = ranked_hits(
+            "SELECT c.*, (1 - (c.embedding <=> $2::text::vector))::float8 AS score
              FROM memory_chunks c
-             JOIN memory_documents d ON d.namespace = c.namespace AND d.id = c.document_id
-             WHERE c.namespace = $1::text AND c.embedding IS NOT NULL{conditions}
-             ORDER BY c.embedding <=> $2::text::vector LIMIT $3::bigint"
+             WHERE c.namespace = $1::text AND c.embedding IS NOT NULL",
+            "c.embedding <=> $2::text::vector",
+            filter,
         );
+        let filter_params = filter_sql(filter, 4).1;
         let mut params = vec![ns.key().into(), vector_text(embedding).into(), PgValue::Int(limit.into())];
         params.extend(filter_params);
         Ok(self.rows(&sql, &params).await?.iter().map(|row| hit(row)).collect())
