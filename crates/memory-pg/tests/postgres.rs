@@ -129,7 +129,7 @@ fn doc(id: &str, title: &str, text: &str) -> NewDocument {
 
 async fn top(f: &Fixture, query: &str, mode: SearchMode) -> Vec<String> {
     let request = SearchRequest { mode, ..SearchRequest::new(query, 3) };
-    f.memory.search(&f.ns, &request).await.unwrap().results.into_iter().map(|h| h.document_id).collect()
+    f.memory.search(&f.ns, &request).await.unwrap().results.into_iter().map(|h| h.chunk.document_id).collect()
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -183,10 +183,10 @@ async fn filters_deletion_and_namespaces_are_respected() {
         ..SearchRequest::new("boiler", 5)
     };
     let hits = f.memory.search(&f.ns, &facts).await.unwrap().results;
-    assert!(hits.len() == 1 && hits[0].kind == DocumentKind::Fact);
+    assert!(hits.len() == 1 && hits[0].chunk.kind == DocumentKind::Fact);
     let mut by_topic = SearchRequest::new("boiler", 5);
     by_topic.filter.metadata.insert("topic".into(), "home".into());
-    assert_eq!(f.memory.search(&f.ns, &by_topic).await.unwrap().results[0].document_id, "home");
+    assert_eq!(f.memory.search(&f.ns, &by_topic).await.unwrap().results[0].chunk.document_id, "home");
 
     // the same namespace name under another principal is another namespace
     let stranger = Principal::parse(&format!("{}-x", f.ns.key().split('/').next().unwrap())).unwrap();

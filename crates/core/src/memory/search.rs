@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::store::{Filter, ScoredChunk};
-use super::{DocumentKind, MemoryError, Metadata};
+use super::MemoryError;
 
 /// Which signals rank the results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,29 +91,13 @@ impl SearchRequest {
     }
 }
 
-/// One result.
+/// One result: the chunk with its final score (fused, or the single signal's), and where it ranked in
+/// each signal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
-    /// Document id.
-    pub document_id: String,
-    /// Chunk index within the document.
-    pub chunk_index: u32,
-    /// Document kind.
-    pub kind: DocumentKind,
-    /// Document title.
-    pub title: String,
-    /// Heading path of the chunk.
-    pub heading: String,
-    /// Chunk text.
-    pub text: String,
-    /// Document source.
-    pub source: Option<String>,
-    /// Document metadata.
-    pub metadata: Metadata,
-    /// Document's last change, ms since the epoch.
-    pub updated_at: u64,
-    /// Final score (higher is better): fused, or the single signal's score.
-    pub score: f32,
+    /// The chunk and its document; `score` is the final score (higher is better).
+    #[serde(flatten)]
+    pub chunk: ScoredChunk,
     /// Rank in the keyword results (1-based), if it was there.
     pub keyword_rank: Option<u32>,
     /// Rank in the vector results (1-based), if it was there.
@@ -137,23 +121,14 @@ pub(super) fn fuse(
             let key = (chunk.document_id.clone(), chunk.chunk_index);
             let index = *position.entry(key).or_insert_with(|| {
                 hits.push(SearchHit {
-                    document_id: chunk.document_id,
-                    chunk_index: chunk.chunk_index,
-                    kind: chunk.kind,
-                    title: chunk.title,
-                    heading: chunk.heading,
-                    text: chunk.text,
-                    source: chunk.source,
-                    metadata: chunk.metadata,
-                    updated_at: chunk.updated_at,
-                    score: 0.0,
+                    chunk: ScoredChunk { score: 0.0, ..chunk },
                     keyword_rank: None,
                     vector_rank: None,
                 });
                 hits.len() - 1
             });
             let hit = &mut hits[index];
-            hit.score += contribution;
+            hit.chunk.score += contribution;
             if from_keyword {
                 hit.keyword_rank = Some(rank);
             } else {
@@ -163,15 +138,16 @@ pub(super) fn fuse(
     }
     if let Some(half_life) = request.recency_half_life_days {
         for hit in &mut hits {
-            let age_days = now_ms.saturating_sub(hit.updated_at) as f64 / 86_400_000.0;
-            hit.score *= 0.5f64.powf(age_days / half_life) as f32;
+            let age_days = now_ms.saturating_sub(hit.chunk.updated_at) as f64 / 86_400_000.0;
+            hit.chunk.score *= 0.5f64.powf(age_days / half_life) as f32;
         }
     }
     hits.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.document_id.cmp(&b.document_id))
-            .then_with(|| a.chunk_index.cmp(&b.chunk_index))
+        b.chunk
+            .score
+            .total_cmp(&a.chunk.score)
+            .then_with(|| a.chunk.document_id.cmp(&b.chunk.document_id))
+            .then_with(|| a.chunk.chunk_index.cmp(&b.chunk.chunk_index))
     });
     hits.truncate(request.k as usize);
     hits
@@ -180,6 +156,7 @@ pub(super) fn fuse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::{DocumentKind, Metadata};
 
     fn chunk(doc: &str, score: f32, updated_at: u64) -> ScoredChunk {
         ScoredChunk {
@@ -202,17 +179,17 @@ mod tests {
         let keyword = vec![chunk("a", 9.0, 0), chunk("b", 5.0, 0), chunk("c", 1.0, 0)];
         let vector = vec![chunk("b", 0.9, 0), chunk("d", 0.8, 0), chunk("a", 0.1, 0)];
         let hits = fuse(&request, keyword, vector, 0);
-        let ids: Vec<&str> = hits.iter().map(|h| h.document_id.as_str()).collect();
+        let ids: Vec<&str> = hits.iter().map(|h| h.chunk.document_id.as_str()).collect();
         assert_eq!(ids, ["b", "a", "d"]);
         assert_eq!((hits[0].keyword_rank, hits[0].vector_rank), (Some(2), Some(1)));
-        assert!((hits[0].score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-6);
+        assert!((hits[0].chunk.score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-6);
     }
 
     #[test]
     fn a_single_signal_keeps_its_own_scores_and_order() {
         let request = SearchRequest { mode: SearchMode::Keyword, ..SearchRequest::new("q", 5) };
         let hits = fuse(&request, vec![chunk("a", 3.0, 0), chunk("b", 2.0, 0)], vec![], 0);
-        assert_eq!(hits.iter().map(|h| h.score).collect::<Vec<_>>(), [3.0, 2.0]);
+        assert_eq!(hits.iter().map(|h| h.chunk.score).collect::<Vec<_>>(), [3.0, 2.0]);
         assert_eq!(hits[1].vector_rank, None);
     }
 
@@ -222,8 +199,8 @@ mod tests {
         let request =
             SearchRequest { mode: SearchMode::Vector, recency_half_life_days: Some(1.0), ..SearchRequest::new("q", 5) };
         let hits = fuse(&request, vec![], vec![chunk("old", 1.0, 0), chunk("new", 0.6, 2 * day)], 2 * day);
-        assert_eq!(hits[0].document_id, "new");
-        assert!((hits[1].score - 0.25).abs() < 1e-6);
+        assert_eq!(hits[0].chunk.document_id, "new");
+        assert!((hits[1].chunk.score - 0.25).abs() < 1e-6);
     }
 
     #[test]

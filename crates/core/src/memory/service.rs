@@ -318,7 +318,7 @@ impl Memory {
         let budget = self.options.recall_tokens * 4;
         let mut block = String::new();
         for hit in results.results {
-            let line = format!("- [{}] {}\n", hit.document_id, hit.text.replace('\n', " "));
+            let line = format!("- [{}] {}\n", hit.chunk.document_id, hit.chunk.text.replace('\n', " "));
             if block.len() + line.len() > budget {
                 break;
             }

@@ -112,8 +112,9 @@ impl Tool for MemorySearch {
             .iter()
             .enumerate()
             .map(|(i, hit)| {
-                let place = if hit.heading.is_empty() { String::new() } else { format!(" › {}", hit.heading) };
-                format!("{}. [{}{}] {}", i + 1, hit.document_id, place, hit.text)
+                let place =
+                    if hit.chunk.heading.is_empty() { String::new() } else { format!(" › {}", hit.chunk.heading) };
+                format!("{}. [{}{}] {}", i + 1, hit.chunk.document_id, place, hit.chunk.text)
             })
             .collect::<Vec<_>>()
             .join("\n\n"))

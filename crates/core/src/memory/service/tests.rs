@@ -59,7 +59,7 @@ fn hybrid_search_finds_synonyms_and_exact_words() {
     block_on(f.memory.ingest(&f.ns, doc("code", "Error ERR-4471 means the disk is full."))).unwrap();
     let top = |query: &str, mode: SearchMode| {
         let request = SearchRequest { mode, ..SearchRequest::new(query, 1) };
-        block_on(f.memory.search(&f.ns, &request)).unwrap().results[0].document_id.clone()
+        block_on(f.memory.search(&f.ns, &request)).unwrap().results[0].chunk.document_id.clone()
     };
     assert_eq!(top("car", SearchMode::Vector), "cars");
     assert_eq!(top("err-4471", SearchMode::Keyword), "code");
