@@ -5,8 +5,8 @@ use std::rc::Rc;
 
 use async_trait::async_trait;
 use edgeclaw_core::memory::{
-    keyword_clauses, ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore,
-    Metadata, Namespace, ScoredChunk,
+    keyword_clauses, metadata_json, ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError,
+    MemoryStore, Metadata, Namespace, ScoredChunk,
 };
 
 use crate::{PgValue, SqlClient, SqlError};
@@ -59,7 +59,7 @@ fn filter_sql(filter: &Filter, next: usize) -> (String, Vec<PgValue>) {
     }
     if !filter.metadata.is_empty() {
         sql.push_str(&format!(" AND d.metadata @> ${}::text::jsonb", next + params.len()));
-        params.push(PgValue::Text(serde_json::to_string(&filter.metadata).unwrap_or_else(|_| "{}".into())));
+        params.push(PgValue::Text(metadata_json(&filter.metadata)));
     }
     (sql, params)
 }
@@ -169,7 +169,7 @@ impl MemoryStore for PgMemoryStore {
                     doc.kind.as_str().into(),
                     doc.title.as_str().into(),
                     doc.source.clone().into(),
-                    serde_json::to_string(&doc.metadata).unwrap_or_else(|_| "{}".into()).into(),
+                    metadata_json(&doc.metadata).into(),
                     doc.content_hash.as_str().into(),
                     doc.text.as_str().into(),
                     PgValue::Int(doc.created_at as i64),

@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use async_trait::async_trait;
 use edgeclaw_core::memory::{
-    keyword_clauses, ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError, MemoryStore,
-    Metadata, Namespace, ScoredChunk,
+    keyword_clauses, metadata_json, ChunkRecord, DocumentKind, DocumentRecord, DocumentSummary, Filter, MemoryError,
+    MemoryStore, Metadata, Namespace, ScoredChunk,
 };
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -285,7 +285,7 @@ impl MemoryStore for SqliteMemoryStore {
                 doc.kind.as_str().into(),
                 doc.title.as_str().into(),
                 doc.source.clone().into(),
-                serde_json::to_string(&doc.metadata).unwrap_or_else(|_| "{}".into()).into(),
+                metadata_json(&doc.metadata).into(),
                 doc.content_hash.as_str().into(),
                 doc.text.as_str().into(),
                 int(doc.created_at),

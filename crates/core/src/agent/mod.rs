@@ -61,16 +61,6 @@ impl Agent {
         self
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The model client (for its routes).
-    pub fn llm(&self) -> &LlmClient {
-        &self.llm
-    }
-
     /// Runs one turn against `store`, reporting progress to `sink`. The caller must ensure that only one
     /// turn of a session runs at a time (see [`crate::session::TurnQueue`]).
     pub async fn run_turn(

@@ -26,12 +26,10 @@ pub fn build_request(route: &ModelRoute, request: &ModelRequest<'_>) -> HttpRequ
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
             .collect();
     }
-    let http = HttpRequest::post_json(format!("{}/v1/messages", route.base_url), &body)
-        .header("anthropic-version", API_VERSION);
-    match &route.api_key {
-        Some(key) => http.header("x-api-key", key.clone()),
-        None => http,
-    }
+    route.authorize(
+        HttpRequest::post_json(format!("{}/v1/messages", route.base_url), &body)
+            .header("anthropic-version", API_VERSION),
+    )
 }
 
 /// Converts the conversation to content blocks; tool results travel in user turns, and consecutive

@@ -100,11 +100,6 @@ impl LlmClient {
         Self { routes, policy, ports, breakers: RefCell::default() }
     }
 
-    /// The usable routes, primary first.
-    pub fn routes(&self) -> &[ModelRoute] {
-        &self.routes.usable
-    }
-
     /// Calls the model, streaming text deltas to `on_text` when `request.stream` is set.
     ///
     /// Errors before any text was streamed are retried and fall back to the next route; once text has

@@ -24,11 +24,7 @@ pub fn build_request(route: &ModelRoute, request: &ModelRequest<'_>) -> HttpRequ
         body["tools"] = json!([{"functionDeclarations": declarations}]);
     }
     let url = format!("{}/v1beta/models/{}:{method}", route.base_url, route.model);
-    let http = HttpRequest::post_json(url, &body);
-    match &route.api_key {
-        Some(key) => http.header("x-goog-api-key", key.clone()),
-        None => http,
-    }
+    route.authorize(HttpRequest::post_json(url, &body))
 }
 
 /// Converts the conversation to `contents`; function responses travel in user turns and consecutive

@@ -22,11 +22,7 @@ pub fn build_request(route: &ModelRoute, request: &ModelRequest<'_>) -> HttpRequ
     if request.stream {
         body["stream_options"] = json!({"include_usage": true});
     }
-    let http = HttpRequest::post_json(format!("{}/chat/completions", route.base_url), &body);
-    match &route.api_key {
-        Some(key) => http.header("authorization", format!("Bearer {key}")),
-        None => http,
-    }
+    route.authorize(HttpRequest::post_json(format!("{}/chat/completions", route.base_url), &body))
 }
 
 fn message_json(message: &Message) -> Value {

@@ -66,6 +66,16 @@ impl ModelRoute {
     pub fn label(&self) -> String {
         format!("{}:{}", self.provider, self.model)
     }
+
+    /// Adds the route's API key to `request` the way its wire format expects (no key, no header).
+    pub fn authorize(&self, request: HttpRequest) -> HttpRequest {
+        let Some(key) = &self.api_key else { return request };
+        match self.wire {
+            Wire::OpenAi => request.header("authorization", format!("Bearer {key}")),
+            Wire::Anthropic => request.header("x-api-key", key.clone()),
+            Wire::Gemini => request.header("x-goog-api-key", key.clone()),
+        }
+    }
 }
 
 struct Provider {
@@ -241,6 +251,25 @@ mod tests {
         assert!(err.contains("EDGECLAW_MODEL") && err.contains("provider:model"), "{err}");
         let err = resolve(&["nosuch:model"], &[]).unwrap_err().to_string();
         assert!(err.contains("unknown provider `nosuch`"), "{err}");
+    }
+
+    #[test]
+    fn each_wire_sends_its_key_in_its_own_header() {
+        let route = |wire, api_key: Option<&str>| ModelRoute {
+            provider: "p",
+            model: "m".into(),
+            wire,
+            base_url: "https://x.test".into(),
+            api_key: api_key.map(String::from),
+        };
+        let headers = |wire, key| {
+            route(wire, key).authorize(HttpRequest::post_json("https://x.test", &serde_json::json!({}))).headers
+        };
+        let auth = |wire| headers(wire, Some("k")).into_iter().skip(1).collect::<Vec<_>>();
+        assert_eq!(auth(Wire::OpenAi), [("authorization".to_string(), "Bearer k".to_string())]);
+        assert_eq!(auth(Wire::Anthropic), [("x-api-key".to_string(), "k".to_string())]);
+        assert_eq!(auth(Wire::Gemini), [("x-goog-api-key".to_string(), "k".to_string())]);
+        assert_eq!(headers(Wire::OpenAi, None).len(), 1, "no key, no auth header");
     }
 
     #[test]

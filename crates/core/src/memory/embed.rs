@@ -67,22 +67,14 @@ impl HttpEmbedder {
                     })
                     .collect();
                 let url = format!("{}/v1beta/models/{}:batchEmbedContents", route.base_url, route.model);
-                let http = HttpRequest::post_json(url, &json!({ "requests": requests }));
-                match &route.api_key {
-                    Some(key) => http.header("x-goog-api-key", key.clone()),
-                    None => http,
-                }
+                route.authorize(HttpRequest::post_json(url, &json!({ "requests": requests })))
             }
             _ => {
                 let mut body = json!({"model": route.model, "input": batch, "encoding_format": "float"});
                 if let Some(d) = dims {
                     body["dimensions"] = json!(d);
                 }
-                let http = HttpRequest::post_json(format!("{}/embeddings", route.base_url), &body);
-                match &route.api_key {
-                    Some(key) => http.header("authorization", format!("Bearer {key}")),
-                    None => http,
-                }
+                route.authorize(HttpRequest::post_json(format!("{}/embeddings", route.base_url), &body))
             }
         }
     }

@@ -162,6 +162,12 @@ pub fn validate_document_id(id: &str) -> Result<(), MemoryError> {
 /// Metadata of a document: string keys and values, used for filtering.
 pub type Metadata = BTreeMap<String, String>;
 
+/// Metadata as the JSON object stores keep it.
+pub fn metadata_json(metadata: &Metadata) -> String {
+    // a map of strings to strings always serialises; the fallback is never taken
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".into())
+}
+
 /// Scales `vector` to unit length (a zero vector stays zero), so cosine similarity is a dot product.
 pub fn normalize(vector: &mut [f32]) {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -9,7 +9,10 @@ use serde::Serialize;
 use super::chunk::{chunk_markdown, ChunkOptions};
 use super::search::{fuse, SearchHit, SearchMode, SearchRequest};
 use super::store::{ChunkRecord, DocumentRecord, DocumentSummary, MemoryStore};
-use super::{content_hash, normalize, validate_document_id, DocumentKind, Embedder, MemoryError, Metadata, Namespace};
+use super::{
+    content_hash, metadata_json, normalize, validate_document_id, DocumentKind, Embedder, MemoryError, Metadata,
+    Namespace,
+};
 use crate::ports::Clock;
 
 /// Limits and behaviour of memory.
@@ -110,11 +113,6 @@ impl Memory {
         Self { store, embedder, options, clock }
     }
 
-    /// The options.
-    pub fn options(&self) -> &MemoryOptions {
-        &self.options
-    }
-
     /// Stores a document, re-indexing only what changed: an identical document is skipped, and chunks
     /// whose text is unchanged keep their embeddings.
     pub async fn ingest(&self, ns: &Namespace, doc: NewDocument) -> Result<IngestReport, MemoryError> {
@@ -133,7 +131,7 @@ impl Memory {
         if doc.title.len() > 500 {
             return Err(MemoryError::Invalid("the title is longer than 500 bytes".into()));
         }
-        let metadata_text = serde_json::to_string(&doc.metadata).unwrap_or_default();
+        let metadata_text = metadata_json(&doc.metadata);
         let hash = content_hash(&[
             doc.kind.as_str(),
             &doc.title,

@@ -45,8 +45,8 @@ impl TurnQueue {
         TurnSlot { state: self.state.clone() }
     }
 
-    /// Callers waiting behind the running turn.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.state.borrow().waiting.len()
     }
 }
