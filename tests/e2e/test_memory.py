@@ -164,3 +164,33 @@ def test_an_embedding_model_of_another_size_is_refused(worker_factory):
     body = expect.api_error(resp, 500, "dimension_mismatch")
     assert "32" in body["message"] and "64" in body["message"]
     expect.api_error(api.get("/api/memory/default/documents/d"), 404, "document_not_found")
+
+
+WORKERS_AI_VARS = {
+    "EDGECLAW_EMBEDDING_MODEL": "workers-ai:@cf/test-embed",
+    "EDGECLAW_EMBEDDING_BINDING": "AI",
+    "EDGECLAW_EMBEDDING_DIMENSIONS": "64",
+}
+
+
+def test_workers_ai_binding_embeds(worker_factory, llm):
+    worker = worker_factory(WORKERS_AI_VARS, workers_ai={"url": llm.url, "key": "test-openai-key"})
+    api = Api(worker.url)
+    put(api, "default", "garden", "# Garden\n\nPlant tulip bulbs in autumn, ten centimetres deep.")
+    put(api, "default", "boiler", MANUAL)
+    vector = search(api, "default", "when to plant tulip bulbs", mode="vector")
+    assert vector[0]["document_id"] == "garden" and vector[0]["vector_rank"] == 1
+    embedded = [r for r in llm.requests(wire="embeddings") if r["model"] == "test-embed"]
+    assert embedded, "the binding did not reach the embeddings server"
+
+
+def test_workers_ai_binding_errors_are_reported(worker_factory, llm):
+    vars = {**WORKERS_AI_VARS, "EDGECLAW_EMBEDDING_MODEL": "workers-ai:no-such-model"}
+    api = Api(worker_factory(vars, workers_ai={"url": llm.url, "key": "test-openai-key"}).url)
+    resp = api.request("PUT", "/api/memory/default/documents/d", json={"text": "Some text to embed."})
+    assert "5007: No such model" in expect.api_error(resp, 502, "embedding_unavailable")["message"]
+    expect.api_error(api.get("/api/memory/default/documents/d"), 404, "document_not_found")
+
+    unbound = Api(worker_factory(WORKERS_AI_VARS).url)
+    resp = unbound.request("PUT", "/api/memory/default/documents/d", json={"text": "Some text to embed."})
+    assert "no binding `AI`" in expect.api_error(resp, 502, "embedding_unavailable")["message"]

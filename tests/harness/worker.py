@@ -23,6 +23,7 @@ from typing import Mapping, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILT_WORKER = REPO_ROOT / "build" / "index.js"
+WORKERS_AI_STUB = "edgeclaw-workers-ai-stand-in"
 
 
 class WorkerStartError(RuntimeError):
@@ -52,10 +53,17 @@ class WorkerProcess:
         extra_args: Sequence[str] = (),
         keep_tmp: Optional[bool] = None,
         postgres_url: Optional[str] = None,
+        workers_ai: Optional[Mapping[str, str]] = None,
     ):
-        """``postgres_url`` adds a local Hyperdrive binding, which makes Postgres the memory store."""
+        """``postgres_url`` adds a local Hyperdrive binding, which makes Postgres the memory store.
+
+        ``workers_ai`` (``{"url", "key"}`` of an OpenAI-compatible embeddings server) binds ``AI`` to
+        ``harness/workers_ai/worker.js``, a second worker in the same ``wrangler dev`` that answers like
+        the Workers AI binding.
+        """
         self.vars = {k: str(v) for k, v in vars.items()}
         self.postgres_url = postgres_url
+        self.workers_ai = dict(workers_ai) if workers_ai else None
         self.repo_root = Path(repo_root).resolve()
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args)
@@ -107,6 +115,8 @@ class WorkerProcess:
             str(self.state_dir),
             *self.extra_args,
         ]
+        if self.workers_ai:
+            cmd += ["-c", str(self.tmp_dir / "workers-ai.toml")]
         for key, value in self.vars.items():
             cmd += ["--var", f"{key}:{value}"]
         env = dict(os.environ)
@@ -209,6 +219,14 @@ class WorkerProcess:
         if self.postgres_url:
             command.append(self.postgres_url)
         subprocess.run(command, check=True)
+        if self.workers_ai:
+            stub = Path(__file__).resolve().parent / "workers_ai" / "worker.js"
+            (self.tmp_dir / "workers-ai.toml").write_text(
+                f'name = "{WORKERS_AI_STUB}"\nmain = "{stub}"\ncompatibility_date = "2026-04-01"\n\n[vars]\n'
+                f'EMBEDDINGS_URL = "{self.workers_ai["url"]}"\nEMBEDDINGS_KEY = "{self.workers_ai["key"]}"\n'
+            )
+            with open(self.derived_config, "a") as config:
+                config.write(f'\n[[services]]\nbinding = "AI"\nservice = "{WORKERS_AI_STUB}"\n')
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None

@@ -2,6 +2,7 @@
 
 use crate::auth::ApiTokens;
 use crate::llm::route::Routes;
+use crate::llm::ModelRoute;
 use crate::llm::{RetryPolicy, Wire};
 use crate::memory::{ChunkOptions, EmbeddingRoute, MemoryOptions};
 use crate::tools::FetchLimits;
@@ -108,13 +109,25 @@ impl Config {
             None => None,
             Some(spec) => {
                 let var = "EDGECLAW_EMBEDDING_MODEL";
-                let resolved = Routes::resolve(&[(var, spec.clone())], &get)?;
-                let route = match (resolved.usable.into_iter().next(), resolved.missing.first()) {
-                    (Some(route), _) => route,
-                    (None, Some(missing)) => {
-                        return Err(ConfigError::invalid(var, format!("`{spec}` cannot be used: {missing}")))
+                let binding = get("EDGECLAW_EMBEDDING_BINDING").filter(|b| !b.trim().is_empty());
+                let route = if binding.is_some() {
+                    let route = ModelRoute::through_binding(var, &spec)?;
+                    if route.provider != "workers-ai" {
+                        return Err(ConfigError::invalid(
+                            "EDGECLAW_EMBEDDING_BINDING",
+                            format!("only workers-ai models are served through a binding, not `{spec}`"),
+                        ));
                     }
-                    (None, None) => return Err(ConfigError::invalid(var, format!("`{spec}` cannot be used"))),
+                    route
+                } else {
+                    let resolved = Routes::resolve(&[(var, spec.clone())], &get)?;
+                    match (resolved.usable.into_iter().next(), resolved.missing.first()) {
+                        (Some(route), _) => route,
+                        (None, Some(missing)) => {
+                            return Err(ConfigError::invalid(var, format!("`{spec}` cannot be used: {missing}")))
+                        }
+                        (None, None) => return Err(ConfigError::invalid(var, format!("`{spec}` cannot be used"))),
+                    }
                 };
                 if route.wire == Wire::Anthropic {
                     return Err(ConfigError::invalid(
@@ -124,7 +137,7 @@ impl Config {
                 }
                 let explicit = get("EDGECLAW_EMBEDDING_DIMENSIONS").is_some();
                 let dimensions = number("EDGECLAW_EMBEDDING_DIMENSIONS", 1_536, 8, 4_096)? as usize;
-                Some(EmbeddingRoute { route, dimensions, request_dimensions: explicit })
+                Some(EmbeddingRoute { route, dimensions, request_dimensions: explicit, binding })
             }
         };
         let memory_defaults = MemoryOptions::default();
@@ -211,6 +224,26 @@ mod tests {
         assert!(err.var == "EDGECLAW_EMBEDDING_MODEL" && err.reason.contains("OPENAI_API_KEY"), "{err}");
         let err = config(&[("EDGECLAW_EMBEDDING_MODEL", "anthropic:x"), ("ANTHROPIC_API_KEY", "k")]).unwrap_err();
         assert!(err.reason.contains("no embeddings"), "{err}");
+    }
+
+    #[test]
+    fn workers_ai_embeddings_go_through_a_binding_or_the_rest_endpoint() {
+        let c = config(&[
+            ("EDGECLAW_EMBEDDING_MODEL", "workers-ai:@cf/baai/bge-base-en-v1.5"),
+            ("EDGECLAW_EMBEDDING_BINDING", "AI"),
+            ("EDGECLAW_EMBEDDING_DIMENSIONS", "768"),
+        ])
+        .unwrap();
+        let embedding = c.embedding.unwrap();
+        assert_eq!(
+            (embedding.binding.as_deref(), embedding.route.label().as_str()),
+            (Some("AI"), "workers-ai:@cf/baai/bge-base-en-v1.5")
+        );
+        let err = config(&[("EDGECLAW_EMBEDDING_MODEL", "workers-ai:@cf/m")]).unwrap_err();
+        assert!(err.reason.contains("WORKERS_AI_BASE_URL"), "{err}");
+        let err =
+            config(&[("EDGECLAW_EMBEDDING_MODEL", "openai:m"), ("EDGECLAW_EMBEDDING_BINDING", "AI")]).unwrap_err();
+        assert_eq!(err.var, "EDGECLAW_EMBEDDING_BINDING");
     }
 
     #[test]

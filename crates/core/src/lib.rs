@@ -13,6 +13,7 @@ pub mod error;
 pub mod llm;
 pub mod memory;
 pub mod ports;
+pub mod routine;
 pub mod session;
 pub mod skills;
 pub mod tools;

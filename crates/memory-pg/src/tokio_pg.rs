@@ -1,10 +1,25 @@
 //! [`SqlClient`] calls over a tokio-postgres [`Client`], whatever transport the platform connected it
 //! with (a Workers socket, TCP). Driving the connection is the platform's job.
 
+use async_trait::async_trait;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Client;
 
-use crate::{PgValue, SqlError};
+use crate::{PgValue, SqlClient, SqlError};
+
+/// A [`SqlClient`] over one tokio-postgres connection.
+pub struct TokioPgClient(pub Client);
+
+#[async_trait(?Send)]
+impl SqlClient for TokioPgClient {
+    async fn query(&self, sql: &str, params: &[PgValue]) -> Result<Vec<Vec<PgValue>>, SqlError> {
+        query(&self.0, sql, params).await
+    }
+
+    async fn transaction(&self, statements: &[(String, Vec<PgValue>)]) -> Result<(), SqlError> {
+        transaction(&self.0, statements).await
+    }
+}
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
@@ -26,6 +41,15 @@ impl ToSql for PgValue {
     }
 
     to_sql_checked!();
+}
+
+/// Connects natively over TCP (no TLS), driving the connection on the current tokio runtime.
+#[cfg(feature = "cli")]
+pub async fn connect(url: &str) -> Result<TokioPgClient, SqlError> {
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| SqlError::Connection(e.to_string()))?;
+    tokio::spawn(connection);
+    Ok(TokioPgClient(client))
 }
 
 fn query_error(error: tokio_postgres::Error) -> SqlError {

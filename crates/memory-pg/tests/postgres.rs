@@ -13,31 +13,14 @@ use edgeclaw_core::memory::{
     SearchRequest,
 };
 use edgeclaw_core::ports::Clock;
-use edgeclaw_memory_pg::{migrate, tokio_pg, PgMemoryStore, PgValue, SqlClient, SqlError};
+use edgeclaw_memory_pg::tokio_pg::{self, TokioPgClient};
+use edgeclaw_memory_pg::{migrate, PgMemoryStore, PgValue, SqlClient, SqlError};
 use futures::future::LocalBoxFuture;
 
 const DIMENSIONS: usize = 16;
 
-struct NativeClient {
-    client: tokio_postgres::Client,
-}
-
-#[async_trait(?Send)]
-impl SqlClient for NativeClient {
-    async fn query(&self, sql: &str, params: &[PgValue]) -> Result<Vec<Vec<PgValue>>, SqlError> {
-        tokio_pg::query(&self.client, sql, params).await
-    }
-
-    async fn transaction(&self, statements: &[(String, Vec<PgValue>)]) -> Result<(), SqlError> {
-        tokio_pg::transaction(&self.client, statements).await
-    }
-}
-
-async fn connect(url: &str) -> Result<Rc<NativeClient>, SqlError> {
-    let (client, connection) =
-        tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| SqlError::Connection(e.to_string()))?;
-    tokio::spawn(connection);
-    Ok(Rc::new(NativeClient { client }))
+async fn connect(url: &str) -> Result<Rc<TokioPgClient>, SqlError> {
+    tokio_pg::connect(url).await.map(Rc::new)
 }
 
 fn database_url() -> String {
@@ -98,7 +81,7 @@ struct Fixture {
     memory: Memory,
     embedder: Rc<ConceptEmbedder>,
     ns: Namespace,
-    client: Rc<NativeClient>,
+    client: Rc<TokioPgClient>,
 }
 
 async fn fixture(dimensions: usize) -> Fixture {
@@ -233,4 +216,26 @@ async fn an_unreachable_database_is_unavailable_not_a_panic() {
     // port 9 (discard) on loopback refuses connections
     let err = connect("postgresql://postgres:x@127.0.0.1:9/edgeclaw").await.err().expect("connection refused");
     assert!(matches!(err, SqlError::Connection(_)), "{err}");
+}
+
+#[test]
+#[ignore = "needs Postgres with pgvector: run through scripts/test"]
+fn the_migrate_command_applies_and_reports() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgeclaw-migrate"))
+            .args(args)
+            .env_remove("EDGECLAW_DATABASE_URL")
+            .output()
+            .unwrap();
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let url = database_url();
+    let (code, text) = run(&[&url, "--dimensions", &DIMENSIONS.to_string()]);
+    assert!(code == Some(0) && (text.contains("up to date") || text.contains("applied")), "{code:?} {text}");
+    assert_eq!(run(&[&url, "--dimensions", &DIMENSIONS.to_string()]), (Some(0), "up to date\n".to_string()));
+    let (code, text) = run(&["postgresql://postgres:x@127.0.0.1:9/edgeclaw"]);
+    assert!(code == Some(1) && text.contains("migration failed"), "{code:?} {text}");
+    let (code, text) = run(&[]);
+    assert!(code == Some(2) && text.contains("EDGECLAW_DATABASE_URL"), "{code:?} {text}");
+    assert_eq!(run(&[&url, "--dimensions", "3"]).0, Some(2));
 }

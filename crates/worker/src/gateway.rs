@@ -8,7 +8,7 @@ use edgeclaw_core::memory::Namespace;
 use edgeclaw_core::session::{InMemoryStore, SessionId, SessionKey};
 use edgeclaw_core::Error;
 use serde_json::Value;
-use worker::{Date, Env, Method, Request, RequestInit, Response};
+use worker::{Context, Date, Env, Method, Request, RequestInit, Response};
 
 use crate::session::{SessionCommand, SessionRequest};
 use crate::{config, http, memory_object, ports};
@@ -18,15 +18,16 @@ const SESSIONS_BINDING: &str = "SESSIONS";
 /// The channel name of sessions reached through the HTTP API (both faces share it).
 const API_CHANNEL: &str = "api";
 
-/// Answers one request; every failure becomes the JSON error response.
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    match serve(req, &env).await {
+/// Answers one request; every failure becomes the JSON error response. Clean-up that need not delay
+/// the answer (closing a Postgres connection) continues after it through `ctx`.
+pub async fn handle(req: Request, env: Env, ctx: &Context) -> worker::Result<Response> {
+    match serve(req, &env, ctx).await {
         Ok(response) => Ok(response),
         Err(error) => http::error(&error),
     }
 }
 
-async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
     let route = Route::parse(req.method().as_ref(), &req.path())?;
     let config = config::load(env).map_err(|e| ApiError::from(Error::Config(e)))?;
     if route == Route::Health {
@@ -59,7 +60,7 @@ async fn serve(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             let backend = memory_object::backend(&config, env, &ports::ports()).await;
             let query = req.url().ok().and_then(|url| url.query().map(str::to_string));
             let result = api::memory::handle(&backend.memory, &namespace, op, &body, query.as_deref()).await;
-            backend.release().await;
+            ctx.wait_until(async move { backend.release().await });
             let (status, body) = result?;
             http::json(status, &body).map_err(http::internal)
         }

@@ -1,6 +1,7 @@
 //! edgeclaw on Cloudflare Workers: the fetch entry point and the `Session` and `Memory` Durable Objects. This crate
 //! only adapts — every decision is made by `edgeclaw-core`.
 
+mod ai;
 mod config;
 mod gateway;
 mod http;
@@ -16,6 +17,6 @@ pub use session::Session;
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    gateway::handle(req, env).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    gateway::handle(req, env, &ctx).await
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State};
 
+use crate::ai::AiBindingEmbedder;
 use crate::memory_store::SqliteMemoryStore;
 use crate::postgres::PostgresClient;
 use edgeclaw_memory_pg::PgMemoryStore;
@@ -120,10 +121,10 @@ impl MemoryBackend {
 /// (its schema migrated on first use), the embedded per-namespace Durable Objects otherwise; and the
 /// configured embedding model.
 pub async fn backend(config: &Config, env: &Env, ports: &Ports) -> MemoryBackend {
-    let embedder = config
-        .embedding
-        .clone()
-        .map(|target| Rc::new(HttpEmbedder::new(target, config.retry, ports.clone())) as Rc<dyn Embedder>);
+    let embedder = config.embedding.clone().map(|target| match target.binding.clone() {
+        Some(name) => Rc::new(AiBindingEmbedder::new(env, &name, target)) as Rc<dyn Embedder>,
+        None => Rc::new(HttpEmbedder::new(target, config.retry, ports.clone())),
+    });
     let postgres = PostgresClient::from_env(env).map(Rc::new);
     let store: Rc<dyn MemoryStore> = match &postgres {
         Some(client) => {

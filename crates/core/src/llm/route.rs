@@ -67,6 +67,19 @@ impl ModelRoute {
         format!("{}:{}", self.provider, self.model)
     }
 
+    /// A route to the model `spec` names that a platform binding serves (no endpoint, no key), e.g. a
+    /// Workers AI model through the Worker's `AI` binding.
+    pub fn through_binding(var: &'static str, spec: &str) -> Result<ModelRoute, ConfigError> {
+        let (provider, model) = lookup_provider(var, spec)?;
+        Ok(ModelRoute {
+            provider: provider.name,
+            model: model.to_string(),
+            wire: provider.wire,
+            base_url: String::new(),
+            api_key: None,
+        })
+    }
+
     /// Adds the route's API key to `request` the way its wire format expects (no key, no header).
     pub fn authorize(&self, request: HttpRequest) -> HttpRequest {
         let Some(key) = &self.api_key else { return request };
@@ -152,7 +165,21 @@ const PROVIDERS: &[Provider] = &[
     provider("mistral", Wire::OpenAi, Some("https://api.mistral.ai/v1"), "MISTRAL_API_KEY", true, "MISTRAL_BASE_URL"),
     provider("ollama", Wire::OpenAi, Some("http://localhost:11434/v1"), "OLLAMA_API_KEY", false, "OLLAMA_BASE_URL"),
     provider("vllm", Wire::OpenAi, None, "VLLM_API_KEY", false, "VLLM_BASE_URL"),
+    // Cloudflare Workers AI's OpenAI-compatible endpoint: https://api.cloudflare.com/client/v4/accounts/<id>/ai/v1
+    provider("workers-ai", Wire::OpenAi, None, "WORKERS_AI_API_KEY", true, "WORKERS_AI_BASE_URL"),
 ];
+
+/// The provider and model named by `spec` (`provider:model`, read from variable `var`).
+fn lookup_provider<'a>(var: &'static str, spec: &'a str) -> Result<(&'static Provider, &'a str), ConfigError> {
+    let (name, model) = spec
+        .split_once(':')
+        .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+        .ok_or_else(|| ConfigError::invalid(var, format!("`{spec}` is not of the form provider:model")))?;
+    let provider = PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
+        ConfigError::invalid(var, format!("unknown provider `{name}` (known: {})", provider_names().join(", ")))
+    })?;
+    Ok((provider, model))
+}
 
 /// Names of every known provider, for error messages and docs.
 pub fn provider_names() -> Vec<&'static str> {
@@ -176,13 +203,8 @@ impl Routes {
     ) -> Result<Routes, ConfigError> {
         let mut routes = Routes::default();
         for (var, spec) in specs {
-            let (name, model) = spec
-                .split_once(':')
-                .filter(|(p, m)| !p.is_empty() && !m.is_empty())
-                .ok_or_else(|| ConfigError::invalid(var, format!("`{spec}` is not of the form provider:model")))?;
-            let provider = PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
-                ConfigError::invalid(var, format!("unknown provider `{name}` (known: {})", provider_names().join(", ")))
-            })?;
+            let (provider, model) = lookup_provider(var, spec)?;
+            let name = provider.name;
             let api_key = lookup(provider.key_var).filter(|k| !k.trim().is_empty());
             let base_url = lookup(provider.base_var)
                 .filter(|b| !b.trim().is_empty())

@@ -11,7 +11,7 @@ use crate::llm::{error_message, LlmError, ModelRoute, RetryPolicy, Wire};
 use crate::ports::{HttpRequest, Ports};
 
 /// Inputs per provider request.
-const BATCH_SIZE: usize = 64;
+pub const BATCH_SIZE: usize = 64;
 /// Largest embeddings response accepted.
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -35,6 +35,42 @@ pub struct EmbeddingRoute {
     pub dimensions: usize,
     /// Whether to ask the provider for exactly `dimensions` (models that can shorten their vectors).
     pub request_dimensions: bool,
+    /// A platform binding that serves the model instead of HTTP (`EDGECLAW_EMBEDDING_BINDING`, the name
+    /// of a Workers AI binding).
+    pub binding: Option<String>,
+}
+
+impl EmbeddingRoute {
+    /// Embeds `texts` in batches of [`BATCH_SIZE`] with `embed_batch`, checking that each batch comes
+    /// back as one vector per text, each `dimensions` long.
+    pub async fn embed_in_batches<'a, F, E>(
+        &self,
+        texts: &'a [String],
+        embed_batch: impl Fn(&'a [String]) -> F,
+    ) -> Result<Vec<Vec<f32>>, MemoryError>
+    where
+        F: std::future::Future<Output = Result<Vec<Vec<f32>>, E>>,
+        E: std::fmt::Display,
+    {
+        let model = self.route.label();
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(BATCH_SIZE) {
+            let vectors = embed_batch(batch).await.map_err(|e| MemoryError::Embedding(format!("{model}: {e}")))?;
+            if vectors.len() != batch.len() {
+                let (got, sent) = (vectors.len(), batch.len());
+                return Err(MemoryError::Embedding(format!("{model} returned {got} vectors for {sent} texts")));
+            }
+            if let Some(bad) = vectors.iter().find(|v| v.len() != self.dimensions) {
+                return Err(MemoryError::DimensionMismatch(format!(
+                    "{model} returns {} dimensions but the store is configured for {} (EDGECLAW_EMBEDDING_DIMENSIONS)",
+                    bad.len(),
+                    self.dimensions
+                )));
+            }
+            out.extend(vectors);
+        }
+        Ok(out)
+    }
 }
 
 /// An [`Embedder`] over HTTP.
@@ -146,29 +182,7 @@ impl Embedder for HttpEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, MemoryError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(BATCH_SIZE) {
-            let vectors =
-                self.embed_batch(batch).await.map_err(|e| MemoryError::Embedding(format!("{}: {e}", self.model())))?;
-            if vectors.len() != batch.len() {
-                return Err(MemoryError::Embedding(format!(
-                    "{} returned {} vectors for {} texts",
-                    self.model(),
-                    vectors.len(),
-                    batch.len()
-                )));
-            }
-            if let Some(bad) = vectors.iter().find(|v| v.len() != self.target.dimensions) {
-                return Err(MemoryError::DimensionMismatch(format!(
-                    "{} returns {} dimensions but the store is configured for {} (EDGECLAW_EMBEDDING_DIMENSIONS)",
-                    self.model(),
-                    bad.len(),
-                    self.target.dimensions
-                )));
-            }
-            out.extend(vectors);
-        }
-        Ok(out)
+        self.target.embed_in_batches(texts, |batch| self.embed_batch(batch)).await
     }
 }
 
@@ -192,7 +206,7 @@ mod tests {
             base_url: "https://e.test/v1".into(),
             api_key: Some("k".into()),
         };
-        let target = EmbeddingRoute { route, dimensions: dims, request_dimensions: true };
+        let target = EmbeddingRoute { route, dimensions: dims, request_dimensions: true, binding: None };
         (HttpEmbedder::new(target, RetryPolicy { base_delay_ms: 10, ..RetryPolicy::default() }, ports), clock)
     }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Principal;
 
 pub use chunk::{chunk_markdown, ChunkOptions, TextChunk};
-pub use embed::{Embedder, EmbeddingRoute, HttpEmbedder};
+pub use embed::{Embedder, EmbeddingRoute, HttpEmbedder, BATCH_SIZE};
 pub use keywords::{keyword_clauses, keyword_terms};
 pub use search::{SearchHit, SearchMode, SearchRequest};
 pub use service::{IngestReport, Memory, MemoryOptions, NewDocument, SearchResults};
