@@ -113,6 +113,7 @@ class WorkerProcess:
             str(self.derived_config),
             "--persist-to",
             str(self.state_dir),
+            "--test-scheduled",  # serves /cdn-cgi/handler/scheduled for cron tests
             *self.extra_args,
         ]
         if self.workers_ai:

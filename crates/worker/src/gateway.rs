@@ -2,21 +2,24 @@
 //! (health, models, stateless chat) or hand it to the session's Durable Object.
 
 use edgeclaw_core::agent::{Agent, TurnInput};
-use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route};
+use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route, RoutineOp};
 use edgeclaw_core::config::Config;
 use edgeclaw_core::memory::Namespace;
+use edgeclaw_core::routine::MAX_HOOK_BODY_BYTES;
 use edgeclaw_core::session::{InMemoryStore, SessionId, SessionKey};
 use edgeclaw_core::Error;
 use serde_json::Value;
 use worker::{Context, Date, Env, Method, Request, RequestInit, Response};
 
+use crate::scheduler::{self, SchedulerCommand};
 use crate::session::{SessionCommand, SessionRequest};
 use crate::{config, http, memory_object, ports};
 
 /// Durable Object binding of the `Session` class.
 const SESSIONS_BINDING: &str = "SESSIONS";
-/// The channel name of sessions reached through the HTTP API (both faces share it).
-const API_CHANNEL: &str = "api";
+/// The channel name of sessions reached through the HTTP API (both faces share it, and routines run
+/// there so their transcripts can be read through it).
+pub const API_CHANNEL: &str = "api";
 
 /// Answers one request; every failure becomes the JSON error response. Clean-up that need not delay
 /// the answer (closing a Postgres connection) continues after it through `ctx`.
@@ -33,6 +36,13 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
     if route == Route::Health {
         return http::json(200, &api::health(!config.routes.usable.is_empty())).map_err(http::internal);
     }
+    if let Route::Hook(name) = route {
+        let body = read_body(&mut req, MAX_HOOK_BODY_BYTES).await?;
+        let body = String::from_utf8(body)
+            .map_err(|_| ApiError::new(400, "invalid_request", "webhook payloads must be UTF-8 text"))?;
+        let headers = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        return scheduler::call(env, &SchedulerCommand::Hook { name, headers, body }).await;
+    }
     let authorization = req.headers().get("authorization").ok().flatten();
     let principal = config
         .api_tokens
@@ -44,7 +54,20 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
     let session = |id: &SessionId| SessionKey::new(&principal, API_CHANNEL, id);
     let ask = |command: SessionCommand| SessionRequest { principal: principal.clone(), command };
     match route {
-        Route::Health => unreachable!("answered above"),
+        Route::Health | Route::Hook(_) => unreachable!("answered above"),
+        Route::Routines(op) => {
+            let owner = principal.clone();
+            let command = match op {
+                RoutineOp::List => SchedulerCommand::List { owner },
+                RoutineOp::Create => SchedulerCommand::Create { owner, spec: api::parse_json(&body)? },
+                RoutineOp::Get(id) => SchedulerCommand::Get { owner, id },
+                RoutineOp::Update(id) => SchedulerCommand::Update { owner, id, patch: api::parse_json(&body)? },
+                RoutineOp::Delete(id) => SchedulerCommand::Delete { owner, id },
+                RoutineOp::RunNow(id) => SchedulerCommand::RunNow { owner, id },
+                RoutineOp::History(id) => SchedulerCommand::History { owner, id },
+            };
+            scheduler::call(env, &command).await
+        }
         Route::SendMessage(id) => {
             let content = api::parse_send_message(&body)?;
             forward(env, &session(&id), ask(SessionCommand::Send { content, stream, format: native })).await
@@ -95,7 +118,7 @@ async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError>
 }
 
 /// Sends a command to the session's Durable Object and relays its (possibly streaming) response.
-async fn forward(env: &Env, key: &SessionKey, request: SessionRequest) -> Result<Response, ApiError> {
+pub async fn forward(env: &Env, key: &SessionKey, request: SessionRequest) -> Result<Response, ApiError> {
     let stub = env
         .durable_object(SESSIONS_BINDING)
         .and_then(|namespace| namespace.get_by_name(key.as_str()))

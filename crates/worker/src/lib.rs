@@ -9,14 +9,26 @@ mod memory_object;
 mod memory_store;
 mod ports;
 mod postgres;
+mod scheduler;
 mod session;
 mod store;
 
 pub use memory_object::Memory;
+pub use scheduler::Scheduler;
 pub use session::Session;
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     gateway::handle(req, env, &ctx).await
+}
+
+/// The cron trigger: a safety net that makes the scheduler start anything due (its own alarm normally
+/// does); it never runs a turn itself.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let sweep = scheduler::call(&env, &scheduler::SchedulerCommand::Sweep).await;
+    if let Err(error) = sweep {
+        worker::console_error!("routine sweep failed: {}", error.message);
+    }
 }

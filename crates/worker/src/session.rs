@@ -8,12 +8,15 @@ use edgeclaw_core::agent::{Agent, TurnInput};
 use edgeclaw_core::api::{self, run_turn_streaming, ApiError, ReplyFormat};
 use edgeclaw_core::auth::Principal;
 use edgeclaw_core::memory::Namespace;
+use edgeclaw_core::routine::{deliver_result, RoutineRun, RunOutcome};
 use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue};
+use edgeclaw_core::tools::{FetchLimits, HttpFetch};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
+use crate::scheduler::{self, SchedulerCommand};
 use crate::{config, http, memory_object, ports};
 
 /// A command for a session, on behalf of its principal.
@@ -52,6 +55,22 @@ pub enum SessionCommand {
     },
     /// Delete the transcript.
     Delete,
+    /// Run a routine's turn (accepted durably at once, run from the object's alarm).
+    Routine(RoutineRun),
+}
+
+/// Routine runs accepted but not finished; `running` marks one whose turn has started.
+const ROUTINE_RUNS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS routine_runs (
+    key TEXT PRIMARY KEY,
+    run TEXT NOT NULL,
+    running INTEGER NOT NULL DEFAULT 0
+)";
+
+#[derive(Deserialize)]
+struct RoutineRunRow {
+    key: String,
+    run: String,
+    running: f64,
 }
 
 /// What a live session object builds on first use: the agent and its transcript store.
@@ -59,6 +78,8 @@ struct Runtime {
     agent: Agent,
     store: crate::store::SqliteStore,
     memory: memory_object::MemoryBackend,
+    /// Egress limits for delivering routine results.
+    fetch_limits: FetchLimits,
 }
 
 /// One conversation, as a Durable Object.
@@ -81,11 +102,84 @@ impl Session {
         let ports = ports::ports();
         let memory = memory_object::backend(&config, &self.env, &ports).await;
         let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
+        let fetch_limits = config.fetch;
         let agent = Agent::new(config, ports)?.with_memory(memory.memory.clone(), namespace);
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
-        let runtime = Rc::new(Runtime { agent, store, memory });
+        let runtime = Rc::new(Runtime { agent, store, memory, fetch_limits });
         *self.runtime.borrow_mut() = Some(runtime.clone());
         Ok(runtime)
+    }
+
+    /// Stores a routine run (once per key) and wakes the object to run it.
+    async fn accept_routine(&self, run: RoutineRun) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(ROUTINE_RUNS_SCHEMA, None)?;
+        let inserted: Vec<serde_json::Value> = sql
+            .exec(
+                "INSERT INTO routine_runs (key, run) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+                vec![run.key.as_str().into(), serde_json::to_string(&run)?.into()],
+            )?
+            .to_array()?;
+        self.state.storage().set_alarm(0).await?;
+        http::json(202, &json!({"accepted": true, "duplicate": inserted.is_empty()}))
+    }
+
+    /// Runs the accepted routine runs in order and reports each to the scheduler. A run found already
+    /// started was cut off by a restart: it is reported failed, not run again.
+    async fn run_routines(&self) -> Result<()> {
+        let sql = self.state.storage().sql();
+        sql.exec(ROUTINE_RUNS_SCHEMA, None)?;
+        let rows: Vec<RoutineRunRow> =
+            sql.exec("SELECT key, run, running FROM routine_runs ORDER BY rowid", None)?.to_array()?;
+        for row in rows {
+            let run: RoutineRun = serde_json::from_str(&row.run)?;
+            let outcome = if row.running > 0.0 {
+                let now = worker::Date::now().as_millis();
+                failed(now, now, "the run was interrupted by a restart and is not repeated".into())
+            } else {
+                sql.exec("UPDATE routine_runs SET running = 1 WHERE key = ?", vec![row.key.as_str().into()])?;
+                self.routine_turn(&run).await
+            };
+            let report = SchedulerCommand::Finished { key: run.key.clone(), outcome };
+            if let Err(error) = scheduler::call(&self.env, &report).await {
+                worker::console_error!("could not report routine run {}: {}", run.key, error.message);
+            }
+            sql.exec("DELETE FROM routine_runs WHERE key = ?", vec![row.key.as_str().into()])?;
+        }
+        Ok(())
+    }
+
+    /// One routine turn, within its time limit, and its delivery.
+    async fn routine_turn(&self, run: &RoutineRun) -> RunOutcome {
+        let ports = ports::ports();
+        let started_at = ports.clock.now_ms();
+        let runtime = match self.runtime(&run.owner).await {
+            Ok(runtime) => runtime,
+            Err(error) => return failed(started_at, ports.clock.now_ms(), error.message),
+        };
+        let _slot = self.queue.acquire().await;
+        let turn = runtime.agent.run_turn(&runtime.store, TurnInput::Message(run.prompt.clone()), false, &|_| {});
+        let mut outcome = match ports.with_timeout(run.timeout_ms, turn).await {
+            Some(Ok(report)) => RunOutcome {
+                started_at: started_at as i64,
+                duration_ms: ports.clock.now_ms() - started_at,
+                tokens: report.usage.input_tokens + report.usage.output_tokens,
+                cost_usd: report.cost_usd,
+                reply: Some(report.reply),
+                error: None,
+            },
+            Some(Err(error)) => failed(started_at, ports.clock.now_ms(), error.to_string()),
+            None => {
+                let limit = format!("the run took longer than its {} ms limit", run.timeout_ms);
+                failed(started_at, ports.clock.now_ms(), limit)
+            }
+        };
+        runtime.memory.release().await;
+        let fetch = HttpFetch::new(ports.clone(), runtime.fetch_limits);
+        if let Err(error) = deliver_result(run, &outcome, &fetch).await {
+            outcome.error.get_or_insert(format!("delivery failed: {error}"));
+        }
+        outcome
     }
 
     async fn turn(
@@ -118,6 +212,18 @@ impl Session {
     }
 }
 
+/// The outcome of a run that failed with `error`.
+fn failed(started_at: u64, finished_at: u64, error: String) -> RunOutcome {
+    RunOutcome {
+        started_at: started_at as i64,
+        duration_ms: finished_at.saturating_sub(started_at),
+        tokens: 0,
+        cost_usd: None,
+        reply: None,
+        error: Some(error),
+    }
+}
+
 impl DurableObject for Session {
     fn new(state: State, env: Env) -> Self {
         Self { state, env, queue: TurnQueue::default(), runtime: RefCell::new(None) }
@@ -146,6 +252,7 @@ impl DurableObject for Session {
                 Ok(transcript) => http::json(200, &api::history(&session_id, &transcript)),
                 Err(error) => http::error(&error.into()),
             },
+            SessionCommand::Routine(run) => self.accept_routine(run).await,
             SessionCommand::Delete => {
                 let _slot = self.queue.acquire().await;
                 match runtime.store.clear().await {
@@ -158,5 +265,10 @@ impl DurableObject for Session {
             runtime.memory.release().await;
         }
         response
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.run_routines().await?;
+        http::json(200, &json!({"ok": true}))
     }
 }

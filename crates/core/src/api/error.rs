@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use crate::llm::LlmError;
 use crate::memory::MemoryError;
+use crate::routine::RoutineError;
 use crate::Error;
 
 /// An error as the API reports it.
@@ -72,6 +73,23 @@ impl From<MemoryError> for ApiError {
             MemoryError::Embedding(_) => Self::new(502, "embedding_unavailable", message),
             MemoryError::NoEmbedder => Self::new(503, "embedding_not_configured", message),
             MemoryError::Unavailable(_) => Self::new(503, "memory_unavailable", message),
+        }
+    }
+}
+
+impl From<RoutineError> for ApiError {
+    fn from(error: RoutineError) -> Self {
+        let message = error.to_string();
+        match error {
+            RoutineError::NotFound(_) => Self::new(404, "routine_not_found", message),
+            RoutineError::HookNotFound(_) => Self::new(404, "hook_not_found", message),
+            RoutineError::Invalid(_) => Self::new(400, "invalid_routine", message),
+            RoutineError::TooMany => Self::new(409, "routine_limit", message),
+            RoutineError::HookTaken(_) => Self::new(409, "hook_taken", message),
+            RoutineError::Unauthorized(_) => Self::new(401, "bad_signature", message),
+            RoutineError::RateLimited(_) => Self::new(429, "rate_limited", message),
+            RoutineError::PayloadTooLarge => Self::new(413, "payload_too_large", message),
+            RoutineError::Store(_) => Self::new(503, "storage_unavailable", message),
         }
     }
 }

@@ -46,6 +46,29 @@ pub enum Route {
         /// What to do.
         op: MemoryOp,
     },
+    /// `/api/routines…`
+    Routines(RoutineOp),
+    /// `POST /hooks/{name}`: a webhook delivery, authenticated by the hook's own secret.
+    Hook(String),
+}
+
+/// What is asked of the routine book.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutineOp {
+    /// `GET /api/routines`
+    List,
+    /// `POST /api/routines`
+    Create,
+    /// `GET /api/routines/{id}`
+    Get(String),
+    /// `PATCH /api/routines/{id}`
+    Update(String),
+    /// `DELETE /api/routines/{id}`
+    Delete(String),
+    /// `POST /api/routines/{id}/run`
+    RunNow(String),
+    /// `GET /api/routines/{id}/runs`
+    History(String),
 }
 
 impl Route {
@@ -75,6 +98,31 @@ impl Route {
                 let (allowed, op) = MemoryOp::parse(method, rest).ok_or_else(|| not_found(path))?;
                 (allowed, op.map(|op| Route::Memory { namespace: namespace.to_string(), op }))
             }
+            ["api", "routines"] => (
+                &["GET", "POST"],
+                match method {
+                    "GET" => Some(Route::Routines(RoutineOp::List)),
+                    "POST" => Some(Route::Routines(RoutineOp::Create)),
+                    _ => None,
+                },
+            ),
+            ["api", "routines", id] => (
+                &["GET", "PATCH", "DELETE"],
+                match method {
+                    "GET" => Some(RoutineOp::Get(id.to_string())),
+                    "PATCH" => Some(RoutineOp::Update(id.to_string())),
+                    "DELETE" => Some(RoutineOp::Delete(id.to_string())),
+                    _ => None,
+                }
+                .map(Route::Routines),
+            ),
+            ["api", "routines", id, "run"] => {
+                (&["POST"], (method == "POST").then(|| Route::Routines(RoutineOp::RunNow(id.to_string()))))
+            }
+            ["api", "routines", id, "runs"] => {
+                (&["GET"], (method == "GET").then(|| Route::Routines(RoutineOp::History(id.to_string()))))
+            }
+            ["hooks", name] => (&["POST"], (method == "POST").then(|| Route::Hook(name.to_string()))),
             _ => return Err(not_found(path)),
         };
         route.ok_or_else(|| {
@@ -184,6 +232,13 @@ mod tests {
             Route::parse("POST", &format!("/api/sessions/{}/messages", "a".repeat(129))).unwrap_err().status,
             400
         );
+        let routine = |method, path| Route::parse(method, path).unwrap();
+        assert_eq!(routine("POST", "/api/routines"), Route::Routines(RoutineOp::Create));
+        assert_eq!(routine("PATCH", "/api/routines/rt_1"), Route::Routines(RoutineOp::Update("rt_1".into())));
+        assert_eq!(routine("POST", "/api/routines/rt_1/run"), Route::Routines(RoutineOp::RunNow("rt_1".into())));
+        assert_eq!(routine("GET", "/api/routines/rt_1/runs"), Route::Routines(RoutineOp::History("rt_1".into())));
+        assert_eq!(routine("POST", "/hooks/deploy"), Route::Hook("deploy".into()));
+        assert_eq!(Route::parse("GET", "/hooks/deploy").unwrap_err().status, 405);
     }
 
     #[test]

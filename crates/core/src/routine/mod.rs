@@ -11,8 +11,8 @@ pub use model::{
     DEFAULT_LOOP_LIFETIME_MS, DEFAULT_RUN_TIMEOUT_MS, MAX_ROUTINES_PER_OWNER, MAX_RUN_TIMEOUT_MS, ON_TIME_GRACE_MS,
 };
 pub use service::{
-    external_data_prompt, Created, Dispatcher, RoutineError, RoutineRun, RoutineStore, Routines, RunOutcome,
-    TickReport, HOOK_RATE_PER_MINUTE, MAX_HOOK_BODY_BYTES, TICK_BATCH,
+    deliver_result, external_data_prompt, Created, Dispatcher, RoutineError, RoutineRun, RoutineStore, Routines,
+    RunOutcome, TickReport, HOOK_RATE_PER_MINUTE, MAX_HOOK_BODY_BYTES, TICK_BATCH,
 };
 pub use trigger::{Trigger, TriggerError, DEFAULT_TZ, MAX_PATTERN_LEN, MIN_INTERVAL_MS};
 pub use webhook::{

@@ -426,6 +426,28 @@ impl Routines {
     }
 }
 
+/// Sends a finished run to its callback URL (if it has one) through `http_fetch`'s egress checks.
+pub async fn deliver_result(
+    run: &RoutineRun,
+    outcome: &RunOutcome,
+    fetch: &crate::tools::HttpFetch,
+) -> Result<(), String> {
+    let super::Delivery::Callback { url } = &run.delivery else { return Ok(()) };
+    let body = serde_json::json!({
+        "routine_id": run.routine_id,
+        "routine_name": run.routine_name,
+        "run": run.key,
+        "scheduled_at": run.scheduled_at,
+        "status": if outcome.error.is_some() { "failed" } else { "succeeded" },
+        "reply": outcome.reply,
+        "error": outcome.error,
+        "tokens": outcome.tokens,
+        "cost_usd": outcome.cost_usd,
+    });
+    let arguments = serde_json::json!({"url": url, "method": "POST", "body": body});
+    crate::tools::Tool::execute(fetch, arguments).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// The user message of a turn that carries outside data: the routine's instruction, then the data
 /// fenced and labelled as something to read, not to obey.
 pub fn external_data_prompt(instruction: &str, source: &str, data: &[u8]) -> String {
