@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -264,3 +265,32 @@ def test_loops_expire_after_three_days_by_default(api: Api):
     r = create(api, routine("Loop", {"kind": "every", "every_ms": 600_000}))["routine"]
     lifetime = r["spec"]["limits"]["expires_at"] - r["created_at"]
     assert lifetime == 3 * 24 * 3600 * 1000
+
+
+def tool_call(name: str, args: dict, nonce: str) -> str:
+    encoded = base64.urlsafe_b64encode(json.dumps(args).encode()).decode()
+    return f"#script tool #call {name} #args64 {encoded} #nonce {nonce}"
+
+
+def test_the_agent_schedules_lists_and_cancels_routines_in_its_conversation(api: Api, sid: str, nonce: str):
+    at = iso(now_ms() + 2_000)
+    said = expect.ok_turn(api.send(sid, tool_call("schedule_create", {"when": f"at {at}", "prompt": f"Stretch now #nonce {nonce}r"}, nonce)))
+    assert said["reply"].startswith("[openai] tool said: Scheduled `rt_"), said["reply"]
+    routine_id = said["reply"].split("`")[1]
+    listed = expect.ok_turn(api.send(sid, tool_call("schedule_list", {}, nonce)))["reply"]
+    assert routine_id in listed and "Stretch now" in listed
+
+    # the reminder runs in this conversation
+    def reminded() -> bool:
+        history = api.get(f"/api/sessions/{sid}/messages").json()
+        return any("echo: Stretch now" in json.dumps(m) for m in history["messages"])
+
+    wait_for(reminded, what="the reminder in the conversation")
+    (run,) = finished_runs(api, routine_id)
+    assert run["status"] == "succeeded"
+
+    cancelled = expect.ok_turn(api.send(sid, tool_call("schedule_cancel", {"id": routine_id}, nonce)))["reply"]
+    assert cancelled == f"[openai] tool said: Cancelled `{routine_id}`."
+    expect.api_error(api.get(f"/api/routines/{routine_id}"), 404, "routine_not_found")
+    refused = expect.ok_turn(api.send(sid, tool_call("schedule_create", {"when": "every 5s", "prompt": "x"}, nonce)))["reply"]
+    assert "minimum" in refused

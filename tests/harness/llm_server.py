@@ -30,12 +30,14 @@ the reply.  Directives may appear anywhere in that text:
 ``#url U``         URL for the ``fetch`` script
 ``#tz ZONE``       timezone for the ``time`` script
 ``#expr E``        expression for the ``calc`` script (no spaces)
+``#call NAME``     tool for the ``tool`` script to call
+``#args64 B``      its arguments: base64url of a JSON object
 
 ``step`` is the number of assistant turns after that user message
 (consecutive assistant messages count as one turn).  Every reply text starts
 with ``[WIRE]`` so a test can tell which provider answered.
 
-Scripts: ``echo``, ``calc``, ``chain``, ``time``, ``fetch``, ``parallel``,
+Scripts: ``echo``, ``calc``, ``chain``, ``time``, ``fetch``, ``parallel``, ``tool``,
 ``loop``, ``bad_tool``, ``rate_limit``, ``error500``, ``cut``, ``cut_once``,
 ``malformed``, ``malformed_once``.  See ``SCRIPTS`` below.
 
@@ -100,7 +102,7 @@ EMBEDDING_FIXED_DIMENSIONS_SUFFIX = "-d32"
 
 FAILURE_SCRIPTS = frozenset({"rate_limit", "error500", "cut", "cut_once", "malformed", "malformed_once"})
 
-_DIRECTIVE_RE = re.compile(r"\s*#(script|nonce|down|slow|drip|url|tz|expr)[ \t]+(\S+)")
+_DIRECTIVE_RE = re.compile(r"\s*#(script|nonce|down|slow|drip|url|tz|expr|call|args64)[ \t]+(\S+)")
 _GEMINI_PATH_RE = re.compile(r"/(v1beta|v1)/models/([^/]+?):(generateContent|streamGenerateContent)")
 
 _RECORDED_HEADERS = (
@@ -442,8 +444,16 @@ def _script_bad_tool(ctx: Context) -> Reply:
     return Reply(ctx.tag(f"tool said: {ctx.first_result()}"))
 
 
+def _script_tool(ctx: Context) -> Reply:
+    if ctx.step == 0:
+        args = json.loads(base64.urlsafe_b64decode(ctx.directives.get("args64", "e30=")))
+        return Reply(calls=[(ctx.directives.get("call", "no_such_tool"), args)])
+    return Reply(ctx.tag(f"tool said: {ctx.first_result()}"))
+
+
 SCRIPTS = {
     "echo": _script_echo,
+    "tool": _script_tool,
     "calc": _script_calc,
     "chain": _script_chain,
     "time": _script_time,

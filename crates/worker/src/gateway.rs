@@ -51,8 +51,7 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
     let body = read_body(&mut req, config.max_body_bytes).await?;
     let stream = http::wants_sse(req.headers());
     let native = ReplyFormat::Native;
-    let session = |id: &SessionId| SessionKey::new(&principal, API_CHANNEL, id);
-    let ask = |command: SessionCommand| SessionRequest { principal: principal.clone(), command };
+    let ask = |id: &SessionId, command: SessionCommand| forward(env, SessionRequest::new(&principal, id, command));
     match route {
         Route::Health | Route::Hook(_) => unreachable!("answered above"),
         Route::Routines(op) => {
@@ -70,13 +69,11 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
         }
         Route::SendMessage(id) => {
             let content = api::parse_send_message(&body)?;
-            forward(env, &session(&id), ask(SessionCommand::Send { content, stream, format: native })).await
+            ask(&id, SessionCommand::Send { content, stream, format: native }).await
         }
-        Route::Retry(id) => forward(env, &session(&id), ask(SessionCommand::Retry { stream, format: native })).await,
-        Route::History(id) => {
-            forward(env, &session(&id), ask(SessionCommand::History { session_id: id.clone() })).await
-        }
-        Route::DeleteSession(id) => forward(env, &session(&id), ask(SessionCommand::Delete)).await,
+        Route::Retry(id) => ask(&id, SessionCommand::Retry { stream, format: native }).await,
+        Route::History(id) => ask(&id, SessionCommand::History).await,
+        Route::DeleteSession(id) => ask(&id, SessionCommand::Delete).await,
         Route::Models => http::json(200, &openai_compat::models(&config.routes.usable)).map_err(http::internal),
         Route::Memory { namespace, op } => {
             let namespace = Namespace::new(&principal, &namespace)?;
@@ -95,7 +92,7 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
             match &chat.session {
                 Some(id) => {
                     let command = SessionCommand::Send { content: chat.message, stream: chat.stream, format };
-                    forward(env, &session(id), ask(command)).await
+                    ask(id, command).await
                 }
                 None => stateless_chat(config, chat, format).await,
             }
@@ -117,8 +114,9 @@ async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError>
     Ok(body)
 }
 
-/// Sends a command to the session's Durable Object and relays its (possibly streaming) response.
-pub async fn forward(env: &Env, key: &SessionKey, request: SessionRequest) -> Result<Response, ApiError> {
+/// Sends a request to its session's Durable Object and relays its (possibly streaming) response.
+pub async fn forward(env: &Env, request: SessionRequest) -> Result<Response, ApiError> {
+    let key = SessionKey::new(&request.principal, API_CHANNEL, &request.session);
     let stub = env
         .durable_object(SESSIONS_BINDING)
         .and_then(|namespace| namespace.get_by_name(key.as_str()))

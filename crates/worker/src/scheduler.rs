@@ -12,7 +12,7 @@ use edgeclaw_core::routine::{
     Dispatcher, HookAuth, Routine, RoutineRun, RoutineSpec, RoutineStore, Routines, RunCause, RunOutcome, RunRecord,
     RunStatus,
 };
-use edgeclaw_core::session::SessionKey;
+use edgeclaw_core::tools::schedule::RoutineClient;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -85,6 +85,46 @@ pub async fn call(env: &Env, command: &SchedulerCommand) -> std::result::Result<
     init.with_method(Method::Post).with_body(Some(body.into()));
     let request = Request::new_with_init("https://scheduler.internal/command", &init).map_err(http::internal)?;
     stub.fetch_with_request(request).await.map_err(http::internal)
+}
+
+/// The scheduling tools' way to the scheduler, on behalf of one owner.
+pub struct SchedulerClient {
+    env: Env,
+    owner: Principal,
+}
+
+impl SchedulerClient {
+    /// A client acting for `owner`.
+    pub fn new(env: &Env, owner: &Principal) -> Self {
+        Self { env: env.clone(), owner: owner.clone() }
+    }
+
+    async fn ask(&self, command: SchedulerCommand) -> std::result::Result<Value, String> {
+        let mut response = call(&self.env, &command).await.map_err(|e| e.message)?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        match response.status_code() {
+            200..=299 => Ok(body),
+            _ => Err(body["error"]["message"].as_str().unwrap_or("the scheduler failed").to_string()),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl RoutineClient for SchedulerClient {
+    async fn create(&self, spec: RoutineSpec) -> std::result::Result<Routine, String> {
+        let spec = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
+        let body = self.ask(SchedulerCommand::Create { owner: self.owner.clone(), spec }).await?;
+        serde_json::from_value(body["routine"].clone()).map_err(|e| e.to_string())
+    }
+
+    async fn list(&self) -> std::result::Result<Vec<Routine>, String> {
+        let body = self.ask(SchedulerCommand::List { owner: self.owner.clone() }).await?;
+        serde_json::from_value(body["routines"].clone()).map_err(|e| e.to_string())
+    }
+
+    async fn cancel(&self, id: &str) -> std::result::Result<(), String> {
+        self.ask(SchedulerCommand::Delete { owner: self.owner.clone(), id: id.to_string() }).await.map(|_| ())
+    }
 }
 
 /// The routine book, as a Durable Object.
@@ -199,9 +239,8 @@ struct SessionDispatcher {
 #[async_trait(?Send)]
 impl Dispatcher for SessionDispatcher {
     async fn dispatch(&self, run: &RoutineRun) -> std::result::Result<(), String> {
-        let request = SessionRequest { principal: run.owner.clone(), command: SessionCommand::Routine(run.clone()) };
-        let key = SessionKey::new(&run.owner, gateway::API_CHANNEL, &run.session);
-        let response = gateway::forward(&self.env, &key, request).await.map_err(|e| e.message)?;
+        let request = SessionRequest::new(&run.owner, &run.session, SessionCommand::Routine(run.clone()));
+        let response = gateway::forward(&self.env, request).await.map_err(|e| e.message)?;
         match response.status_code() {
             200..=299 => Ok(()),
             status => Err(format!("the session answered {status}")),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::scheduler::{self, SchedulerCommand};
+use crate::scheduler::{self, SchedulerClient, SchedulerCommand};
 use crate::{config, http, memory_object, ports};
 
 /// A command for a session, on behalf of its principal.
@@ -24,8 +24,17 @@ use crate::{config, http, memory_object, ports};
 pub struct SessionRequest {
     /// Who owns the session (its memory is theirs).
     pub principal: Principal,
+    /// The client's name for the session.
+    pub session: SessionId,
     /// What to do.
     pub command: SessionCommand,
+}
+
+impl SessionRequest {
+    /// `command` for `principal`'s session `session`.
+    pub fn new(principal: &Principal, session: &SessionId, command: SessionCommand) -> Self {
+        Self { principal: principal.clone(), session: session.clone(), command }
+    }
 }
 
 /// What the gateway asks of a session.
@@ -49,10 +58,7 @@ pub enum SessionCommand {
         format: ReplyFormat,
     },
     /// Return the transcript.
-    History {
-        /// The client's name for the session, echoed in the reply.
-        session_id: SessionId,
-    },
+    History,
     /// Delete the transcript.
     Delete,
     /// Run a routine's turn (accepted durably at once, run from the object's alarm).
@@ -94,7 +100,7 @@ pub struct Session {
 
 impl Session {
     /// The runtime, built on first use (configuration is read once per object instance).
-    async fn runtime(&self, principal: &Principal) -> std::result::Result<Rc<Runtime>, ApiError> {
+    async fn runtime(&self, principal: &Principal, session: &SessionId) -> std::result::Result<Rc<Runtime>, ApiError> {
         if let Some(runtime) = self.runtime.borrow().as_ref() {
             return Ok(runtime.clone());
         }
@@ -103,7 +109,10 @@ impl Session {
         let memory = memory_object::backend(&config, &self.env, &ports).await;
         let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
         let fetch_limits = config.fetch;
-        let agent = Agent::new(config, ports)?.with_memory(memory.memory.clone(), namespace);
+        let routines = Rc::new(SchedulerClient::new(&self.env, principal));
+        let agent = Agent::new(config, ports)?
+            .with_memory(memory.memory.clone(), namespace)
+            .with_routines(routines, session.clone());
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
         let runtime = Rc::new(Runtime { agent, store, memory, fetch_limits });
         *self.runtime.borrow_mut() = Some(runtime.clone());
@@ -153,7 +162,7 @@ impl Session {
     async fn routine_turn(&self, run: &RoutineRun) -> RunOutcome {
         let ports = ports::ports();
         let started_at = ports.clock.now_ms();
-        let runtime = match self.runtime(&run.owner).await {
+        let runtime = match self.runtime(&run.owner, &run.session).await {
             Ok(runtime) => runtime,
             Err(error) => return failed(started_at, ports.clock.now_ms(), error.message),
         };
@@ -230,11 +239,11 @@ impl DurableObject for Session {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let SessionRequest { principal, command } = match serde_json::from_slice(&req.bytes().await?) {
+        let SessionRequest { principal, session, command } = match serde_json::from_slice(&req.bytes().await?) {
             Ok(request) => request,
             Err(e) => return http::error(&ApiError::new(400, "invalid_request", format!("bad session command: {e}"))),
         };
-        let runtime = match self.runtime(&principal).await {
+        let runtime = match self.runtime(&principal, &session).await {
             Ok(runtime) => runtime,
             Err(error) => return http::error(&error),
         };
@@ -248,8 +257,8 @@ impl DurableObject for Session {
             SessionCommand::Retry { stream, format } => {
                 self.turn(runtime.clone(), TurnInput::Retry, stream, format).await
             }
-            SessionCommand::History { session_id } => match runtime.store.transcript().await {
-                Ok(transcript) => http::json(200, &api::history(&session_id, &transcript)),
+            SessionCommand::History => match runtime.store.transcript().await {
+                Ok(transcript) => http::json(200, &api::history(&session, &transcript)),
                 Err(error) => http::error(&error.into()),
             },
             SessionCommand::Routine(run) => self.accept_routine(run).await,

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::llm::{pricing, LlmClient, Message, ModelRequest, ToolCall, Usage};
 use crate::memory::{Memory, Namespace};
 use crate::ports::Ports;
-use crate::session::{SessionStore, TurnRecord, TurnStatus};
+use crate::session::{SessionId, SessionStore, TurnRecord, TurnStatus};
 use crate::skills::SkillRegistry;
 use crate::tools::{self, ToolError, ToolRegistry};
 use crate::{Error, Result};
@@ -58,6 +58,12 @@ impl Agent {
     pub fn with_memory(mut self, memory: Rc<Memory>, namespace: Namespace) -> Agent {
         tools::memory::register(&mut self.tools, memory.clone(), namespace.clone());
         self.memory = Some((memory, namespace));
+        self
+    }
+
+    /// Gives the agent the scheduling tools over `routines`, for routines that run in `session`.
+    pub fn with_routines(mut self, routines: Rc<dyn tools::schedule::RoutineClient>, session: SessionId) -> Agent {
+        tools::schedule::register(&mut self.tools, routines, session);
         self
     }
 

@@ -4,6 +4,7 @@ mod calculator;
 mod current_time;
 mod http_fetch;
 pub mod memory;
+pub mod schedule;
 
 use std::rc::Rc;
 
