@@ -19,6 +19,7 @@ import pytest
 from harness import expect
 from harness.api import Api
 from harness.llm_server import ScriptedLLM
+from harness.routines import owner_tokens, run_burst, tokens_var
 
 
 def iso(ms: int) -> str:
@@ -294,3 +295,13 @@ def test_the_agent_schedules_lists_and_cancels_routines_in_its_conversation(api:
     expect.api_error(api.get(f"/api/routines/{routine_id}"), 404, "routine_not_found")
     refused = expect.ok_turn(api.send(sid, tool_call("schedule_create", {"when": "every 5s", "prompt": "x"}, nonce)))["reply"]
     assert "minimum" in refused
+
+
+def test_a_thousand_routines_due_at_once_are_all_dispatched(worker_factory, llm: ScriptedLLM, nonce: str):
+    tokens = owner_tokens(1000)
+    worker = worker_factory({"EDGECLAW_API_TOKENS": tokens_var(tokens)})
+    burst = run_burst(worker.url, tokens, 1000, f"Tick #nonce {nonce}")
+    assert burst.all_started_ms - burst.due_ms < 60_000
+    wait_for(lambda: len(llm.requests(nonce=nonce)) >= 1000, timeout=180, what="1,000 turns")
+    time.sleep(1.0)
+    assert len(llm.requests(nonce=nonce)) == 1000
