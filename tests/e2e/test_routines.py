@@ -52,7 +52,7 @@ def wait_for(probe: Callable[[], Optional[object]], timeout: float = 30.0, what:
 
 def finished_runs(api: Api, routine_id: str) -> list[dict]:
     runs = api.get(f"/api/routines/{routine_id}/runs").json()["runs"]
-    return [r for r in runs if r["status"] in ("succeeded", "failed")]
+    return [r for r in runs if r["status"] in ("succeeded", "failed", "skipped")]
 
 
 def test_routines_are_created_listed_changed_and_deleted(api: Api, bob: Api):
@@ -142,13 +142,22 @@ def test_the_cron_handler_only_dispatches(worker, api: Api):
 
 
 class Capture(ThreadingHTTPServer):
-    """A callback receiver on 127.0.0.1 that records JSON posts."""
+    """A web server on 127.0.0.1: records JSON posts (callbacks) and serves ``page`` as text (pre-checks)."""
 
     def __init__(self) -> None:
         self.posts: list[dict] = []
+        self.page = "price: 9.99"
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body = outer.page.encode()
+                self.send_response(200)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", "0"))
                 outer.posts.append(json.loads(self.rfile.read(length)))
@@ -305,3 +314,66 @@ def test_a_thousand_routines_due_at_once_are_all_dispatched(worker_factory, llm:
     wait_for(lambda: len(llm.requests(nonce=nonce)) >= 1000, timeout=180, what="1,000 turns")
     time.sleep(1.0)
     assert len(llm.requests(nonce=nonce)) == 1000
+
+
+def run_now_and_wait(api: Api, routine_id: str, count: int) -> dict:
+    assert api.post(f"/api/routines/{routine_id}/run").status_code == 202
+    runs = wait_for(lambda: len(done := finished_runs(api, routine_id)) >= count and done, what=f"run {count}")
+    return runs[0]
+
+
+def test_a_changed_precheck_spends_a_model_call_only_when_the_page_changed(api: Api, llm: ScriptedLLM, capture: Capture, nonce: str):
+    spec = routine(f"Tell me the new price #nonce {nonce}", {"kind": "cron", "expr": "0 0 1 1 *"})
+    spec["action"]["precheck"] = {"kind": "changed", "url": capture.url}
+    r = create(api, spec)["routine"]
+    first = run_now_and_wait(api, r["id"], 1)
+    assert first["status"] == "succeeded"
+    (request,) = llm.requests(nonce=nonce)
+    user = expect.openai_text([m for m in request["body"]["messages"] if m["role"] == "user"][-1]["content"])
+    assert f'<external-data source="page {capture.url}">' in user and "price: 9.99" in user
+
+    unchanged = run_now_and_wait(api, r["id"], 2)
+    assert unchanged["status"] == "skipped" and unchanged["error"] == "the page has not changed"
+    assert len(llm.requests(nonce=nonce)) == 1
+    capture.page = "price: 8.49"
+    assert run_now_and_wait(api, r["id"], 3)["status"] == "succeeded"
+    assert len(llm.requests(nonce=nonce)) == 2
+
+
+def test_a_matches_precheck_and_a_failing_precheck(api: Api, llm: ScriptedLLM, capture: Capture, nonce: str):
+    spec = routine(f"Outage! #nonce {nonce}", {"kind": "cron", "expr": "0 0 1 1 *"})
+    spec["action"]["precheck"] = {"kind": "matches", "url": capture.url, "pattern": "(?i)outage"}
+    r = create(api, spec)["routine"]
+    assert run_now_and_wait(api, r["id"], 1)["status"] == "skipped"
+    capture.page = "Major OUTAGE"
+    assert run_now_and_wait(api, r["id"], 2)["status"] == "succeeded"
+    assert len(llm.requests(nonce=nonce)) == 1
+
+    spec["action"]["precheck"] = {"kind": "changed", "url": "http://127.0.0.1:9/nothing-listens-here"}
+    broken = create(api, spec)["routine"]
+    failed = run_now_and_wait(api, broken["id"], 1)
+    assert failed["status"] == "failed" and failed["error"].startswith("pre-check failed")
+    bad = routine("x", {"kind": "cron", "expr": "0 0 1 1 *"})
+    bad["action"]["precheck"] = {"kind": "matches", "url": capture.url, "pattern": "("}
+    expect.api_error(api.post("/api/routines", json=bad), 400, "invalid_routine")
+
+
+def test_a_run_stops_at_its_token_budget(api: Api, llm: ScriptedLLM, nonce: str):
+    spec = routine(f"Loop forever #script loop #nonce {nonce}", {"kind": "cron", "expr": "0 0 1 1 *"}, limits={"max_tokens": 50})
+    r = create(api, spec)["routine"]
+    run = run_now_and_wait(api, r["id"], 1)
+    assert run["status"] == "failed" and "limit_reached" in run["error"] and run["tokens"] >= 50
+    assert "the budget is 50" in run["reply"]
+    assert len(llm.requests(nonce=nonce)) < 4  # the iteration limit would have allowed 4
+
+
+def test_a_routine_can_name_a_skill(api: Api, llm: ScriptedLLM, nonce: str):
+    # nothing in the prompt would choose the skill by itself
+    spec = routine(f"Tell me something nice #nonce {nonce}", {"kind": "cron", "expr": "0 0 1 1 *"})
+    spec["action"]["skill"] = "math-and-units"
+    r = create(api, spec)["routine"]
+    assert run_now_and_wait(api, r["id"], 1)["status"] == "succeeded"
+    (request,) = llm.requests(nonce=nonce)
+    assert "## Skill: math-and-units" in json.dumps(request["body"]["messages"][0])
+    spec["action"]["skill"] = "no-such-skill"
+    assert "math-and-units" in expect.api_error(api.post("/api/routines", json=spec), 400, "invalid_routine")["message"]

@@ -239,7 +239,7 @@ struct SessionDispatcher {
 #[async_trait(?Send)]
 impl Dispatcher for SessionDispatcher {
     async fn dispatch(&self, run: &RoutineRun) -> std::result::Result<(), String> {
-        let request = SessionRequest::new(&run.owner, &run.session, SessionCommand::Routine(run.clone()));
+        let request = SessionRequest::new(&run.owner, &run.session, SessionCommand::Routine(Box::new(run.clone())));
         let response = gateway::forward(&self.env, request).await.map_err(|e| e.message)?;
         match response.status_code() {
             200..=299 => Ok(()),
@@ -277,12 +277,9 @@ fn encode<T: Serialize>(value: &T) -> std::result::Result<String, String> {
     serde_json::to_string(value).map_err(|e| e.to_string())
 }
 
-fn cause_name(cause: RunCause) -> &'static str {
-    match cause {
-        RunCause::Schedule => "schedule",
-        RunCause::Manual => "manual",
-        RunCause::Webhook => "webhook",
-    }
+/// A unit enum's serde name (`running`, `webhook`), as stored in its column.
+fn label<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 impl SqliteRoutineStore {
@@ -391,9 +388,9 @@ impl RoutineStore for SqliteRoutineStore {
             vec![
                 run.key.as_str().into(),
                 run.routine_id.as_str().into(),
-                cause_name(run.cause).into(),
+                label(run.cause).into(),
                 time(run.scheduled_at),
-                status_name(run.status).into(),
+                label(run.status).into(),
                 encode(run)?.into(),
             ],
         )?;
@@ -404,7 +401,7 @@ impl RoutineStore for SqliteRoutineStore {
         self.sql
             .exec(
                 "UPDATE runs SET status = ?, data = ? WHERE key = ?",
-                vec![status_name(run.status).into(), encode(run)?.into(), run.key.as_str().into()],
+                vec![label(run.status).into(), encode(run)?.into(), run.key.as_str().into()],
             )
             .map_err(|e| e.to_string())?;
         Ok(())
@@ -424,7 +421,7 @@ impl RoutineStore for SqliteRoutineStore {
     async fn pending_runs(&self, limit: usize) -> std::result::Result<Vec<RunRecord>, String> {
         self.runs_where(
             "SELECT data FROM runs WHERE status = ? ORDER BY rowid LIMIT ?",
-            vec![status_name(RunStatus::Queued).into(), (limit as f64).into()],
+            vec![label(RunStatus::Queued).into(), (limit as f64).into()],
         )
     }
 
@@ -436,17 +433,8 @@ impl RoutineStore for SqliteRoutineStore {
     ) -> std::result::Result<usize, String> {
         let rows: Vec<CountRow> = self.rows(
             "SELECT count(*) AS n FROM runs WHERE routine_id = ? AND cause = ? AND scheduled_at >= ?",
-            vec![routine_id.into(), cause_name(cause).into(), time(since)],
+            vec![routine_id.into(), label(cause).into(), time(since)],
         )?;
         Ok(rows.first().map_or(0, |r| r.n as usize))
-    }
-}
-
-fn status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Queued => "queued",
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
     }
 }

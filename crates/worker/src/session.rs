@@ -8,8 +8,8 @@ use edgeclaw_core::agent::{Agent, TurnInput};
 use edgeclaw_core::api::{self, run_turn_streaming, ApiError, ReplyFormat};
 use edgeclaw_core::auth::Principal;
 use edgeclaw_core::memory::Namespace;
-use edgeclaw_core::routine::{deliver_result, RoutineRun, RunOutcome};
-use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue};
+use edgeclaw_core::routine::{deliver_result, external_data_prompt, RoutineRun, RunOutcome, Verdict};
+use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue, TurnStatus};
 use edgeclaw_core::tools::{FetchLimits, HttpFetch};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
@@ -62,15 +62,25 @@ pub enum SessionCommand {
     /// Delete the transcript.
     Delete,
     /// Run a routine's turn (accepted durably at once, run from the object's alarm).
-    Routine(RoutineRun),
+    Routine(Box<RoutineRun>),
 }
 
 /// Routine runs accepted but not finished; `running` marks one whose turn has started.
+/// `routine_fingerprints` keeps what each routine's `changed` pre-check saw last.
 const ROUTINE_RUNS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS routine_runs (
     key TEXT PRIMARY KEY,
     run TEXT NOT NULL,
     running INTEGER NOT NULL DEFAULT 0
-)";
+);
+CREATE TABLE IF NOT EXISTS routine_fingerprints (
+    routine_id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+);";
+
+#[derive(Deserialize)]
+struct FingerprintRow {
+    fingerprint: String,
+}
 
 #[derive(Deserialize)]
 struct RoutineRunRow {
@@ -143,8 +153,8 @@ impl Session {
         for row in rows {
             let run: RoutineRun = serde_json::from_str(&row.run)?;
             let outcome = if row.running > 0.0 {
-                let now = worker::Date::now().as_millis();
-                failed(now, now, "the run was interrupted by a restart and is not repeated".into())
+                let now = worker::Date::now().as_millis() as i64;
+                RunOutcome::failed(now, now, "the run was interrupted by a restart and is not repeated".into())
             } else {
                 sql.exec("UPDATE routine_runs SET running = 1 WHERE key = ?", vec![row.key.as_str().into()])?;
                 self.routine_turn(&run).await
@@ -158,37 +168,75 @@ impl Session {
         Ok(())
     }
 
-    /// One routine turn, within its time limit, and its delivery.
+    /// One routine turn, after its pre-check and within its time and token limits, and its delivery.
     async fn routine_turn(&self, run: &RoutineRun) -> RunOutcome {
         let ports = ports::ports();
-        let started_at = ports.clock.now_ms();
+        let now = || ports.clock.now_ms() as i64;
+        let started_at = now();
         let runtime = match self.runtime(&run.owner, &run.session).await {
             Ok(runtime) => runtime,
-            Err(error) => return failed(started_at, ports.clock.now_ms(), error.message),
+            Err(error) => return RunOutcome::failed(started_at, now(), error.message),
+        };
+        let fetch = HttpFetch::new(ports.clone(), runtime.fetch_limits);
+        let prompt = match self.precheck(run, &fetch).await {
+            Ok(Ok(prompt)) => prompt,
+            Ok(Err(reason)) => return RunOutcome::skipped(started_at, now(), reason),
+            Err(error) => return RunOutcome::failed(started_at, now(), format!("pre-check failed: {error}")),
         };
         let _slot = self.queue.acquire().await;
-        let turn = runtime.agent.run_turn(&runtime.store, TurnInput::Message(run.prompt.clone()), false, &|_| {});
+        let input = TurnInput::Message(prompt);
+        let turn = runtime.agent.run_turn_within(&runtime.store, input, false, &|_| {}, run.max_tokens);
         let mut outcome = match ports.with_timeout(run.timeout_ms, turn).await {
             Some(Ok(report)) => RunOutcome {
-                started_at: started_at as i64,
-                duration_ms: ports.clock.now_ms() - started_at,
                 tokens: report.usage.input_tokens + report.usage.output_tokens,
                 cost_usd: report.cost_usd,
                 reply: Some(report.reply),
-                error: None,
+                error: (report.status != TurnStatus::Completed)
+                    .then(|| format!("the turn ended with status {}", report.status.as_str())),
+                ..RunOutcome::timed(started_at, now())
             },
-            Some(Err(error)) => failed(started_at, ports.clock.now_ms(), error.to_string()),
-            None => {
-                let limit = format!("the run took longer than its {} ms limit", run.timeout_ms);
-                failed(started_at, ports.clock.now_ms(), limit)
-            }
+            Some(Err(error)) => RunOutcome::failed(started_at, now(), error.to_string()),
+            None => RunOutcome::failed(
+                started_at,
+                now(),
+                format!("the run took longer than its {} ms limit", run.timeout_ms),
+            ),
         };
         runtime.memory.release().await;
-        let fetch = HttpFetch::new(ports.clone(), runtime.fetch_limits);
         if let Err(error) = deliver_result(run, &outcome, &fetch).await {
             outcome.error.get_or_insert(format!("delivery failed: {error}"));
         }
         outcome
+    }
+
+    /// The turn's message if the run's pre-check passes (with the page it looked at as external data),
+    /// the reason to skip if not.
+    async fn precheck(
+        &self,
+        run: &RoutineRun,
+        fetch: &HttpFetch,
+    ) -> std::result::Result<std::result::Result<String, String>, String> {
+        let Some(check) = &run.precheck else { return Ok(Ok(run.prompt.clone())) };
+        let sql = self.state.storage().sql();
+        let last: Vec<FingerprintRow> = sql
+            .exec(
+                "SELECT fingerprint FROM routine_fingerprints WHERE routine_id = ?",
+                vec![run.routine_id.as_str().into()],
+            )
+            .and_then(|c| c.to_array())
+            .map_err(|e| e.to_string())?;
+        match check.evaluate(fetch, last.first().map(|r| r.fingerprint.as_str())).await? {
+            Verdict::Skip { reason } => Ok(Err(reason)),
+            Verdict::Run { page, fingerprint } => {
+                sql.exec(
+                    "INSERT INTO routine_fingerprints (routine_id, fingerprint) VALUES (?, ?)
+                     ON CONFLICT (routine_id) DO UPDATE SET fingerprint = excluded.fingerprint",
+                    vec![run.routine_id.as_str().into(), fingerprint.into()],
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(Ok(external_data_prompt(&run.prompt, &format!("page {}", check.url()), page.as_bytes())))
+            }
+        }
     }
 
     async fn turn(
@@ -221,18 +269,6 @@ impl Session {
     }
 }
 
-/// The outcome of a run that failed with `error`.
-fn failed(started_at: u64, finished_at: u64, error: String) -> RunOutcome {
-    RunOutcome {
-        started_at: started_at as i64,
-        duration_ms: finished_at.saturating_sub(started_at),
-        tokens: 0,
-        cost_usd: None,
-        reply: None,
-        error: Some(error),
-    }
-}
-
 impl DurableObject for Session {
     fn new(state: State, env: Env) -> Self {
         Self { state, env, queue: TurnQueue::default(), runtime: RefCell::new(None) }
@@ -261,7 +297,7 @@ impl DurableObject for Session {
                 Ok(transcript) => http::json(200, &api::history(&session, &transcript)),
                 Err(error) => http::error(&error.into()),
             },
-            SessionCommand::Routine(run) => self.accept_routine(run).await,
+            SessionCommand::Routine(run) => self.accept_routine(*run).await,
             SessionCommand::Delete => {
                 let _slot = self.queue.acquire().await;
                 match runtime.store.clear().await {

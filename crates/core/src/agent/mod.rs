@@ -76,6 +76,19 @@ impl Agent {
         stream: bool,
         sink: &dyn Fn(TurnEvent),
     ) -> Result<TurnReport> {
+        self.run_turn_within(store, input, stream, sink, None).await
+    }
+
+    /// [`Agent::run_turn`], stopping with `limit_reached` before a model call once the turn has used
+    /// `token_budget` tokens (input + output).
+    pub async fn run_turn_within(
+        &self,
+        store: &dyn SessionStore,
+        input: TurnInput,
+        stream: bool,
+        sink: &dyn Fn(TurnEvent),
+        token_budget: Option<u64>,
+    ) -> Result<TurnReport> {
         let now = self.ports.clock.now_ms();
         let mut last_turn = store.last_turn().await?;
         // Only one turn runs at a time, so a turn still marked running was cut off by a restart.
@@ -114,7 +127,7 @@ impl Agent {
         };
         sink(TurnEvent::TurnStarted { turn_id: turn.id.clone() });
 
-        let result = self.turn_loop(store, &mut turn, &mut history, stream, sink).await;
+        let result = self.turn_loop(store, &mut turn, &mut history, stream, sink, token_budget).await;
         turn.finished_at = Some(self.ports.clock.now_ms());
         match result {
             Ok(mut report) => {
@@ -140,6 +153,7 @@ impl Agent {
         history: &mut Vec<Message>,
         stream: bool,
         sink: &dyn Fn(TurnEvent),
+        token_budget: Option<u64>,
     ) -> Result<TurnReport> {
         let last_user = history.iter().rev().find_map(|m| match m {
             Message::User { content } => Some(content.clone()),
@@ -163,6 +177,12 @@ impl Agent {
                 let reply = format!(
                     "Stopped after {iterations} model calls without a final answer (the iteration limit). Ask me to continue if you want more."
                 );
+                return Ok(TurnReport::new(turn, TurnStatus::LimitReached, reply, tool_reports, model, iterations));
+            }
+            let used = turn.usage.input_tokens + turn.usage.output_tokens;
+            if let Some(budget) = token_budget.filter(|budget| used >= *budget) {
+                let reply =
+                    format!("Stopped after using {used} tokens without a final answer (the budget is {budget}).");
                 return Ok(TurnReport::new(turn, TurnStatus::LimitReached, reply, tool_reports, model, iterations));
             }
             iterations += 1;

@@ -115,6 +115,20 @@ fn the_iteration_limit_stops_a_looping_model() {
 }
 
 #[test]
+fn a_token_budget_stops_the_turn_before_the_next_model_call() {
+    let http = Rc::new(ScriptedHttp::default());
+    for id in ["a", "b"] {
+        http.responses.borrow_mut().push_back(Ok(tool_call(&[(id, "calculator", json!({"expression": "1+1"}))])));
+    }
+    let agent = agent(http.clone(), &[]);
+    let input = TurnInput::Message("loop".into());
+    // each call uses 15 tokens: a budget of 20 allows a second call, not a third
+    let report = block_on(agent.run_turn_within(&InMemoryStore::default(), input, false, &|_| {}, Some(20))).unwrap();
+    assert_eq!((report.status, report.iterations, http.requests.borrow().len()), (TurnStatus::LimitReached, 2, 2));
+    assert!(report.reply.contains("the budget is 20"), "{}", report.reply);
+}
+
+#[test]
 fn a_failed_turn_keeps_the_user_message_and_can_be_retried() {
     let http = Rc::new(ScriptedHttp::default());
     http.responses

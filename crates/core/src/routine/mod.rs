@@ -2,6 +2,7 @@
 //! than by a user's turn.
 
 mod model;
+mod precheck;
 mod service;
 mod trigger;
 mod webhook;
@@ -10,6 +11,7 @@ pub use model::{
     Action, CatchUp, Delivery, Limits, Plan, Routine, RoutineSpec, RunCause, RunRecord, RunStatus, SpecError,
     DEFAULT_LOOP_LIFETIME_MS, DEFAULT_RUN_TIMEOUT_MS, MAX_ROUTINES_PER_OWNER, MAX_RUN_TIMEOUT_MS, ON_TIME_GRACE_MS,
 };
+pub use precheck::{Precheck, Verdict};
 pub use service::{
     deliver_result, external_data_prompt, Created, Dispatcher, RoutineError, RoutineRun, RoutineStore, Routines,
     RunOutcome, TickReport, HOOK_RATE_PER_MINUTE, MAX_HOOK_BODY_BYTES, TICK_BATCH,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{HookAuth, Trigger};
+use super::{HookAuth, Precheck, Trigger};
 use crate::auth::Principal;
 use crate::session::SessionId;
 
@@ -33,6 +33,9 @@ pub struct Action {
     /// The owner's session the turn runs in; each routine has its own (`routine-<id>`) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionId>,
+    /// A cheap test that must pass before the turn (and its model call) is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precheck: Option<Precheck>,
 }
 
 /// Where a run's result goes besides the session transcript.
@@ -72,6 +75,9 @@ pub struct Limits {
     /// Time allowed per run ([`DEFAULT_RUN_TIMEOUT_MS`] unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Tokens a run may use; the turn stops (`limit_reached`) before a model call beyond it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
 }
 
 /// What an owner asks for when creating or replacing a routine.
@@ -135,6 +141,19 @@ impl RoutineSpec {
                 return bad("hook_auth applies to webhook triggers only".into());
             }
             auth.validate().map_err(|e| SpecError(format!("hook_auth: {e}")))?;
+        }
+        if let Some(skill) = &self.action.skill {
+            let skills = crate::skills::SkillRegistry::bundled().map_err(|e| SpecError(e.to_string()))?;
+            if !skills.all().iter().any(|s| &s.name == skill) {
+                let known: Vec<&str> = skills.all().iter().map(|s| s.name.as_str()).collect();
+                return bad(format!("action.skill: no skill `{skill}` (known: {})", known.join(", ")));
+            }
+        }
+        if let Some(precheck) = &self.action.precheck {
+            precheck.validate().map_err(SpecError)?;
+        }
+        if self.limits.max_tokens == Some(0) {
+            return bad("limits.max_tokens must be at least 1".into());
         }
         if self.limits.max_runs == Some(0) {
             return bad("limits.max_runs must be at least 1".into());
@@ -293,6 +312,8 @@ pub enum RunStatus {
     Succeeded,
     /// The turn failed, timed out or was interrupted.
     Failed,
+    /// The pre-check found nothing to do: no turn ran.
+    Skipped,
 }
 
 /// One run of a routine, as the history shows it.
@@ -333,7 +354,7 @@ mod tests {
         RoutineSpec {
             name: "check".into(),
             trigger,
-            action: Action { prompt: "Check the build.".into(), skill: None, session: None },
+            action: Action { prompt: "Check the build.".into(), skill: None, session: None, precheck: None },
             delivery: Delivery::Session,
             limits: Limits::default(),
             catch_up: CatchUp::Once,
@@ -442,6 +463,14 @@ mod tests {
         s.delivery = Delivery::Session;
         s.limits.timeout_ms = Some(5);
         assert!(s.validate().unwrap_err().0.contains("timeout_ms"));
+        s.limits.timeout_ms = None;
+        s.action.skill = Some("math-and-units".into());
+        assert!(s.validate().is_ok());
+        s.action.skill = Some("astrology".into());
+        assert!(s.validate().unwrap_err().0.contains("known: "));
+        s.action.skill = None;
+        s.limits.max_tokens = Some(0);
+        assert!(s.validate().unwrap_err().0.contains("max_tokens"));
         let json = r#"{"name":"n","trigger":{"kind":"every","every_ms":600000},"action":{"prompt":"p"},"x":1}"#;
         assert!(serde_json::from_str::<RoutineSpec>(json).is_err());
     }

@@ -73,6 +73,10 @@ pub struct RoutineRun {
     pub prompt: String,
     /// Time allowed.
     pub timeout_ms: u64,
+    /// Tokens allowed.
+    pub max_tokens: Option<u64>,
+    /// The test to pass before the turn.
+    pub precheck: Option<super::Precheck>,
     /// Where the result goes besides the transcript.
     pub delivery: super::Delivery,
     /// When it was due.
@@ -94,6 +98,34 @@ pub struct RunOutcome {
     pub reply: Option<String>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// Why no turn ran, when the pre-check found nothing to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl RunOutcome {
+    /// A run that ended at `finished_at` without a turn, failed with `error`.
+    pub fn failed(started_at: i64, finished_at: i64, error: String) -> RunOutcome {
+        RunOutcome { error: Some(error), ..RunOutcome::timed(started_at, finished_at) }
+    }
+
+    /// A run whose pre-check found nothing to do, for `reason`.
+    pub fn skipped(started_at: i64, finished_at: i64, reason: String) -> RunOutcome {
+        RunOutcome { skipped: Some(reason), ..RunOutcome::timed(started_at, finished_at) }
+    }
+
+    /// An outcome with only its timing filled in.
+    pub fn timed(started_at: i64, finished_at: i64) -> RunOutcome {
+        RunOutcome {
+            started_at,
+            duration_ms: finished_at.saturating_sub(started_at).max(0) as u64,
+            tokens: 0,
+            cost_usd: None,
+            reply: None,
+            error: None,
+            skipped: None,
+        }
+    }
 }
 
 /// Hands runs to the sessions that run them.
@@ -354,12 +386,16 @@ impl Routines {
         let Some(mut run) = self.store.run(key).await.map_err(RoutineError::Store)? else {
             return Err(RoutineError::NotFound(key.to_string()));
         };
-        run.status = if outcome.error.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
+        run.status = match (&outcome.error, &outcome.skipped) {
+            (Some(_), _) => RunStatus::Failed,
+            (None, Some(_)) => RunStatus::Skipped,
+            (None, None) => RunStatus::Succeeded,
+        };
         run.started_at = Some(outcome.started_at);
         run.duration_ms = Some(outcome.duration_ms);
         run.tokens = Some(outcome.tokens);
         run.cost_usd = outcome.cost_usd;
-        run.error = outcome.error;
+        run.error = outcome.error.or(outcome.skipped);
         run.reply = outcome.reply.map(|r| r.chars().take(REPLY_PREVIEW_CHARS).collect());
         self.store.update_run(&run).await.map_err(RoutineError::Store)
     }
@@ -406,8 +442,13 @@ impl Routines {
             routine_name: routine.spec.name.clone(),
             owner: routine.owner.clone(),
             session: routine.session(),
-            prompt: prompt.to_string(),
+            prompt: match &routine.spec.action.skill {
+                Some(skill) => format!("(Follow the {skill} skill.)\n{prompt}"),
+                None => prompt.to_string(),
+            },
             timeout_ms: routine.spec.limits.timeout_ms.unwrap_or(DEFAULT_RUN_TIMEOUT_MS),
+            max_tokens: routine.spec.limits.max_tokens,
+            precheck: routine.spec.action.precheck.clone(),
             delivery: routine.spec.delivery.clone(),
             scheduled_at: run.scheduled_at,
         };
@@ -592,7 +633,7 @@ mod tests {
         RoutineSpec {
             name: "digest".into(),
             trigger,
-            action: Action { prompt: "Summarise the news.".into(), skill: None, session: None },
+            action: Action { prompt: "Summarise the news.".into(), skill: None, session: None, precheck: None },
             delivery: Delivery::Session,
             limits: Limits::default(),
             catch_up: CatchUp::Once,
@@ -722,6 +763,7 @@ mod tests {
             cost_usd: Some(0.001),
             reply: Some("x".repeat(2_000)),
             error: None,
+            skipped: None,
         };
         block_on(b.routines.finish(&run.key, outcome)).unwrap();
         let recorded = &block_on(b.routines.history(&alice(), &id, 1)).unwrap()[0];

@@ -300,7 +300,7 @@ fn cron_reason(error: CronError) -> String {
     reason.trim_end_matches('.').to_string()
 }
 
-fn build_regex(pattern: &str) -> Result<Regex, TriggerError> {
+pub(super) fn build_regex(pattern: &str) -> Result<Regex, TriggerError> {
     RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| TriggerError::Regex(e.to_string()))
 }
 

@@ -85,7 +85,7 @@ impl Tool for ScheduleCreate {
         let spec = RoutineSpec {
             name,
             trigger,
-            action: Action { prompt, skill: None, session: Some(self.0.session.clone()) },
+            action: Action { prompt, skill: None, session: Some(self.0.session.clone()), precheck: None },
             delivery: Delivery::Session,
             limits: Limits { max_runs, ..Limits::default() },
             catch_up: CatchUp::Once,
