@@ -377,3 +377,31 @@ def test_a_routine_can_name_a_skill(api: Api, llm: ScriptedLLM, nonce: str):
     assert "## Skill: math-and-units" in json.dumps(request["body"]["messages"][0])
     spec["action"]["skill"] = "no-such-skill"
     assert "math-and-units" in expect.api_error(api.post("/api/routines", json=spec), 400, "invalid_routine")["message"]
+
+
+def test_a_run_cut_off_by_a_restart_is_recorded_as_failed_not_repeated(worker_factory, llm: ScriptedLLM, nonce: str):
+    worker = worker_factory()
+    api = Api(worker.url)
+    r = create(api, routine(f"Slow work #slow 8000 #nonce {nonce}", {"kind": "cron", "expr": "0 0 1 1 *"}))["routine"]
+    assert api.post(f"/api/routines/{r['id']}/run").status_code == 202
+    wait_for(lambda: llm.requests(nonce=nonce), what="the turn to reach the model")
+    worker.restart()
+    api = Api(worker.url)
+    (run,) = wait_for(lambda: finished_runs(api, r["id"]), timeout=60, what="the interrupted run to be reported")
+    assert run["status"] == "failed" and "interrupted by a restart" in run["error"]
+    time.sleep(1.0)
+    assert len(llm.requests(nonce=nonce)) == 1
+
+
+def test_a_run_missed_while_the_worker_was_down_catches_up_once(worker_factory, llm: ScriptedLLM, nonce: str):
+    worker = worker_factory()
+    api = Api(worker.url)
+    at = now_ms() + 2_000
+    r = create(api, routine(f"Missed #nonce {nonce}", {"kind": "at", "at_ms": at}))["routine"]
+    worker.stop()
+    time.sleep(max(0.0, (at - now_ms()) / 1000) + 2)
+    worker.start()
+    api = Api(worker.url)
+    (run,) = wait_for(lambda: finished_runs(api, r["id"]), timeout=60, what="the missed run")
+    assert run["status"] == "succeeded" and run["scheduled_at"] == at
+    assert len(llm.requests(nonce=nonce)) == 1

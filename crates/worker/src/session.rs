@@ -65,12 +65,14 @@ pub enum SessionCommand {
     Routine(Box<RoutineRun>),
 }
 
-/// Routine runs accepted but not finished; `running` marks one whose turn has started.
+/// Routine runs accepted but not yet reported; `running` marks one whose turn has started, `outcome`
+/// one that finished.
 /// `routine_fingerprints` keeps what each routine's `changed` pre-check saw last.
 const ROUTINE_RUNS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS routine_runs (
     key TEXT PRIMARY KEY,
     run TEXT NOT NULL,
-    running INTEGER NOT NULL DEFAULT 0
+    running INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT
 );
 CREATE TABLE IF NOT EXISTS routine_fingerprints (
     routine_id TEXT PRIMARY KEY,
@@ -87,7 +89,11 @@ struct RoutineRunRow {
     key: String,
     run: String,
     running: f64,
+    outcome: Option<String>,
 }
+
+/// How long a session waits before reporting a routine outcome the scheduler did not take.
+const REPORT_RETRY_MS: i64 = 30_000;
 
 /// What a live session object builds on first use: the agent and its transcript store.
 struct Runtime {
@@ -144,26 +150,47 @@ impl Session {
     }
 
     /// Runs the accepted routine runs in order and reports each to the scheduler. A run found already
-    /// started was cut off by a restart: it is reported failed, not run again.
+    /// started was cut off by a restart: it is reported failed, not run again. An outcome the scheduler
+    /// could not take is kept and reported again later.
     async fn run_routines(&self) -> Result<()> {
         let sql = self.state.storage().sql();
         sql.exec(ROUTINE_RUNS_SCHEMA, None)?;
         let rows: Vec<RoutineRunRow> =
-            sql.exec("SELECT key, run, running FROM routine_runs ORDER BY rowid", None)?.to_array()?;
+            sql.exec("SELECT key, run, running, outcome FROM routine_runs ORDER BY rowid", None)?.to_array()?;
+        let mut unreported = false;
         for row in rows {
             let run: RoutineRun = serde_json::from_str(&row.run)?;
-            let outcome = if row.running > 0.0 {
-                let now = worker::Date::now().as_millis() as i64;
-                RunOutcome::failed(now, now, "the run was interrupted by a restart and is not repeated".into())
-            } else {
-                sql.exec("UPDATE routine_runs SET running = 1 WHERE key = ?", vec![row.key.as_str().into()])?;
-                self.routine_turn(&run).await
+            let key = || row.key.as_str().into();
+            let outcome = match (&row.outcome, row.running > 0.0) {
+                (Some(outcome), _) => serde_json::from_str(outcome)?,
+                (None, true) => {
+                    let now = worker::Date::now().as_millis() as i64;
+                    RunOutcome::failed(now, now, "the run was interrupted by a restart and is not repeated".into())
+                }
+                (None, false) => {
+                    sql.exec("UPDATE routine_runs SET running = 1 WHERE key = ?", vec![key()])?;
+                    self.routine_turn(&run).await
+                }
             };
+            sql.exec(
+                "UPDATE routine_runs SET outcome = ? WHERE key = ?",
+                vec![serde_json::to_string(&outcome)?.into(), key()],
+            )?;
             let report = SchedulerCommand::Finished { key: run.key.clone(), outcome };
-            if let Err(error) = scheduler::call(&self.env, &report).await {
-                worker::console_error!("could not report routine run {}: {}", run.key, error.message);
+            match scheduler::call(&self.env, &report).await.map(|r| r.status_code()) {
+                // 404: the routine was deleted meanwhile, and its history with it
+                Ok(200..=299 | 404) => {
+                    sql.exec("DELETE FROM routine_runs WHERE key = ?", vec![key()])?;
+                }
+                answer => {
+                    let why = answer.map_or_else(|e| e.message, |status| format!("status {status}"));
+                    worker::console_error!("routine run {} not reported yet ({why}); retrying", run.key);
+                    unreported = true;
+                }
             }
-            sql.exec("DELETE FROM routine_runs WHERE key = ?", vec![row.key.as_str().into()])?;
+        }
+        if unreported {
+            self.state.storage().set_alarm(REPORT_RETRY_MS).await?;
         }
         Ok(())
     }
