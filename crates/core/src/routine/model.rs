@@ -298,6 +298,8 @@ pub enum RunCause {
     Manual,
     /// A webhook delivery.
     Webhook,
+    /// A channel message matched an event trigger.
+    Event,
 }
 
 /// Where a run is.

@@ -337,6 +337,30 @@ impl Routines {
         Ok((self.start(&routine, key, RunCause::Webhook, now, &prompt).await?, true))
     }
 
+    /// Starts the runs of `owner`'s event routines that `text` (a message that arrived on `channel`,
+    /// identified by `message_id`) fires, with the message as marked external data. Each routine runs
+    /// once per message however often it is delivered. Channels call this for every incoming message.
+    pub async fn on_message(
+        &self,
+        owner: &Principal,
+        channel: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<Vec<RunRecord>, RoutineError> {
+        let now = self.now();
+        let mut started = Vec::new();
+        for routine in self.list(owner).await? {
+            if !routine.spec.enabled || !routine.spec.trigger.matches_message(text) {
+                continue;
+            }
+            let key = format!("{}:event:{channel}:{message_id}", routine.id);
+            let prompt =
+                external_data_prompt(&routine.spec.action.prompt, &format!("a message on {channel}"), text.as_bytes());
+            started.push(self.start(&routine, key, RunCause::Event, now, &prompt).await?);
+        }
+        Ok(started)
+    }
+
     /// Starts every due run (each scheduled time once, however often this is called), hands over runs
     /// not yet accepted by their session, and says when to tick next.
     pub async fn tick(&self) -> Result<TickReport, RoutineError> {
@@ -749,6 +773,29 @@ mod tests {
         assert!(matches!(block_on(b.routines.deliver("deploy", &unsigned, body)), Err(RoutineError::Unauthorized(_))));
         assert!(matches!(block_on(b.routines.deliver("nope", &headers, body)), Err(RoutineError::HookNotFound(_))));
         assert_eq!(b.sessions.received.borrow().len(), 1);
+    }
+
+    #[test]
+    fn channel_messages_fire_matching_event_routines_once_per_message() {
+        let b = book();
+        let keyword = spec(Trigger::Event { pattern: "deploy failed".into(), regex: false });
+        let regex = spec(Trigger::Event { pattern: r"^ALERT \d+".into(), regex: true });
+        block_on(b.routines.create(&alice(), keyword)).unwrap();
+        block_on(b.routines.create(&alice(), regex)).unwrap();
+        let bob = Principal::parse("bob").unwrap();
+        block_on(b.routines.create(&bob, spec(Trigger::Event { pattern: "deploy".into(), regex: false }))).unwrap();
+
+        let fired =
+            block_on(b.routines.on_message(&alice(), "telegram", "m1", "Heads up: DEPLOY FAILED on prod")).unwrap();
+        assert_eq!((fired.len(), fired[0].cause), (1, RunCause::Event));
+        let prompt = b.sessions.received.borrow()[0].prompt.clone();
+        assert!(prompt.contains("<external-data source=\"a message on telegram\">\nHeads up"), "{prompt}");
+        // a redelivered message starts nothing new
+        block_on(b.routines.on_message(&alice(), "telegram", "m1", "Heads up: DEPLOY FAILED on prod")).unwrap();
+        assert_eq!(b.sessions.received.borrow().len(), 1);
+        assert_eq!(block_on(b.routines.on_message(&alice(), "slack", "m2", "ALERT 7 disk full")).unwrap().len(), 1);
+        assert!(block_on(b.routines.on_message(&alice(), "slack", "m3", "no ALERT here")).unwrap().is_empty());
+        assert_eq!(b.sessions.received.borrow().len(), 2, "bob's routine never sees alice's messages");
     }
 
     #[test]

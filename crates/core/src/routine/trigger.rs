@@ -244,6 +244,16 @@ impl Trigger {
         }
     }
 
+    /// Whether an incoming channel message fires this trigger (only event triggers do): a keyword
+    /// anywhere in the text ignoring case, or a regex match.
+    pub fn matches_message(&self, text: &str) -> bool {
+        match self {
+            Trigger::Event { pattern, regex: false } => text.to_lowercase().contains(&pattern.to_lowercase()),
+            Trigger::Event { pattern, regex: true } => build_regex(pattern).is_ok_and(|r| r.is_match(text)),
+            _ => false,
+        }
+    }
+
     /// A short description for listings, e.g. `every 10m` or `cron 0 9 * * 1-5 (Europe/Berlin)`.
     pub fn describe(&self) -> String {
         match self {
