@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import start_llm, summary  # noqa: E402
 from conftest import worker_vars  # noqa: E402
 from harness.api import ALICE_TOKEN  # noqa: E402
+from harness.pgbouncer import PgBouncer, find_pgbouncer  # noqa: E402
 from harness.postgres import PostgresServer  # noqa: E402
 from harness.worker import WorkerProcess  # noqa: E402
 
@@ -102,6 +103,18 @@ def bulk_load(pg: PostgresServer, namespace_key: str, rows: int) -> None:
     print(f"  bulk-loaded {rows} chunks in {time.perf_counter() - started:.0f} s")
 
 
+def pooled(variables: dict, pg: PostgresServer, ns: str, label: str) -> None:
+    """Search latency with the worker's connections going through a transaction pooler, as Hyperdrive
+    pools them in production (skipped without pgbouncer: scripts/install-pgbouncer)."""
+    if find_pgbouncer() is None:
+        print("  (no pgbouncer: pooled figures skipped; scripts/install-pgbouncer provides one)")
+        return
+    with PgBouncer(pg.port) as pooler:
+        with WorkerProcess({**variables, "EDGECLAW_DATABASE_URL": pooler.url}) as worker:
+            print("Postgres + pgvector, through a transaction pooler (pgbouncer), as Hyperdrive pools in production:")
+            search_latency(worker.url, ns, label)
+
+
 def main() -> None:
     # so that a stopped run still shuts down the servers it started
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -134,9 +147,13 @@ def main() -> None:
             with WorkerProcess({**variables, "EDGECLAW_DATABASE_URL": pg.url}) as worker:
                 print("Postgres + pgvector, direct socket (EDGECLAW_DATABASE_URL):")
                 search_latency(worker.url, "bench", f"{chunks} chunks")
-                if args.bulk:
-                    bulk_load(pg, "alice/bench", args.bulk)
+            pooled(variables, pg, "bench", f"{chunks} chunks")
+            if args.bulk:
+                bulk_load(pg, "alice/bench", args.bulk)
+                with WorkerProcess({**variables, "EDGECLAW_DATABASE_URL": pg.url}) as worker:
+                    print("Postgres + pgvector, direct socket (EDGECLAW_DATABASE_URL):")
                     search_latency(worker.url, "bench", f"{chunks + args.bulk} chunks")
+                pooled(variables, pg, "bench", f"{chunks + args.bulk} chunks")
     finally:
         llm.terminate()
         llm.wait(timeout=10)

@@ -15,6 +15,9 @@ use crate::{PgValue, SqlClient, SqlError};
 const CHUNKS_PER_INSERT: usize = 100;
 
 /// Columns of a search hit, in this order; the score is appended by each query.
+/// The chunk columns a ranking carries: not the embedding or the `tsvector`, which would widen every
+/// row it sorts.
+const CANDIDATE_COLUMNS: &str = "c.namespace, c.document_id, c.chunk_index, c.heading, c.body";
 const HIT_COLUMNS: &str = "c.document_id, c.chunk_index::bigint, c.heading, c.body, d.kind, d.title, d.source, \
                            d.metadata::text, d.updated_at";
 
@@ -85,10 +88,12 @@ fn ranked_hits(candidates: &str, order: &str, filter: &Filter) -> String {
                          WHERE d.namespace = c.namespace AND d.id = c.document_id{conditions})"
         )
     };
+    // LATERAL: one index lookup per chosen chunk (a plain join may hash every document of the namespace).
     format!(
         "SELECT {HIT_COLUMNS}, c.score
          FROM ({candidates}{document_filter} ORDER BY {order} LIMIT $3::bigint) c
-         JOIN memory_documents d ON d.namespace = c.namespace AND d.id = c.document_id
+         CROSS JOIN LATERAL (SELECT * FROM memory_documents d
+                             WHERE d.namespace = c.namespace AND d.id = c.document_id) d
          ORDER BY c.score DESC, c.document_id, c.chunk_index"
     )
 }
@@ -300,9 +305,11 @@ impl MemoryStore for PgMemoryStore {
     ) -> Result<Vec<ScoredChunk>, MemoryError> {
         let Some(tsquery) = tsquery(query) else { return Ok(Vec::new()) };
         let sql = ranked_hits(
-            "SELECT c.*, ts_rank_cd(c.tsv, to_tsquery('english', $2::text))::float8 AS score
-             FROM memory_chunks c
-             WHERE c.namespace = $1::text AND c.tsv @@ to_tsquery('english', $2::text)",
+            &format!(
+                "SELECT {CANDIDATE_COLUMNS}, ts_rank_cd(c.tsv, to_tsquery('english', $2::text))::float8 AS score
+                 FROM memory_chunks c
+                 WHERE c.namespace = $1::text AND c.tsv @@ to_tsquery('english', $2::text)"
+            ),
             "score DESC, c.document_id, c.chunk_index",
             filter,
         );
@@ -320,9 +327,11 @@ impl MemoryStore for PgMemoryStore {
         filter: &Filter,
     ) -> Result<Vec<ScoredChunk>, MemoryError> {
         let sql = ranked_hits(
-            "SELECT c.*, (1 - (c.embedding <=> $2::text::vector))::float8 AS score
-             FROM memory_chunks c
-             WHERE c.namespace = $1::text AND c.embedding IS NOT NULL",
+            &format!(
+                "SELECT {CANDIDATE_COLUMNS}, (1 - (c.embedding <=> $2::text::vector))::float8 AS score
+                 FROM memory_chunks c
+                 WHERE c.namespace = $1::text AND c.embedding IS NOT NULL"
+            ),
             "c.embedding <=> $2::text::vector",
             filter,
         );

@@ -9,7 +9,7 @@ use edgeclaw_core::routine::MAX_HOOK_BODY_BYTES;
 use edgeclaw_core::session::{InMemoryStore, SessionId, SessionKey};
 use edgeclaw_core::Error;
 use serde_json::Value;
-use worker::{Context, Date, Env, Method, Request, RequestInit, Response};
+use worker::{Context, Date, Env, Method, Request, Response};
 
 use crate::scheduler::{self, SchedulerCommand};
 use crate::session::{SessionCommand, SessionRequest};
@@ -117,15 +117,7 @@ async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError>
 /// Sends a request to its session's Durable Object and relays its (possibly streaming) response.
 pub async fn forward(env: &Env, request: SessionRequest) -> Result<Response, ApiError> {
     let key = SessionKey::new(&request.principal, API_CHANNEL, &request.session);
-    let stub = env
-        .durable_object(SESSIONS_BINDING)
-        .and_then(|namespace| namespace.get_by_name(key.as_str()))
-        .map_err(http::internal)?;
-    let body = serde_json::to_string(&request).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init("https://session.internal/command", &init).map_err(http::internal)?;
-    stub.fetch_with_request(request).await.map_err(http::internal)
+    http::ask_object(env, SESSIONS_BINDING, key.as_str(), &request).await.map_err(http::internal)
 }
 
 /// An OpenAI-compatible request without a session: the client's messages are the history, kept only

@@ -2,8 +2,9 @@
 
 use edgeclaw_core::api::ApiError;
 use futures::{Stream, StreamExt};
+use serde::Serialize;
 use serde_json::Value;
-use worker::{Headers, Response, Result};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 
 /// A JSON response with this status.
 pub fn json(status: u16, body: &Value) -> Result<Response> {
@@ -32,4 +33,13 @@ pub fn wants_sse(headers: &Headers) -> bool {
 /// 500 for a platform failure (a missing binding, a broken Durable Object call).
 pub fn internal(error: worker::Error) -> ApiError {
     ApiError::new(500, "internal_error", error.to_string())
+}
+
+/// Sends `command` as JSON to the Durable Object called `name` in namespace `binding` and returns its
+/// response.
+pub async fn ask_object(env: &Env, binding: &str, name: &str, command: &impl Serialize) -> Result<Response> {
+    let stub = env.durable_object(binding)?.get_by_name(name)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(serde_json::to_string(command)?.into()));
+    stub.fetch_with_request(Request::new_with_init("https://object.internal/command", &init)?).await
 }

@@ -14,9 +14,10 @@ use edgeclaw_core::ports::Ports;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::ai::AiBindingEmbedder;
+use crate::http;
 use crate::memory_store::SqliteMemoryStore;
 use crate::postgres::PostgresClient;
 use edgeclaw_memory_pg::PgMemoryStore;
@@ -156,14 +157,9 @@ impl DoMemoryStore {
         command: MemoryCommand,
     ) -> std::result::Result<T, MemoryError> {
         let unavailable = |e: worker::Error| MemoryError::Unavailable(e.to_string());
-        let stub =
-            self.env.durable_object(MEMORY_BINDING).and_then(|n| n.get_by_name(&ns.key())).map_err(unavailable)?;
-        let body = serde_json::to_string(&MemoryRequest { namespace: ns.clone(), command })
-            .map_err(|e| MemoryError::Unavailable(e.to_string()))?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
-        let request = Request::new_with_init("https://memory.internal/command", &init).map_err(unavailable)?;
-        let mut response = stub.fetch_with_request(request).await.map_err(unavailable)?;
+        let request = MemoryRequest { namespace: ns.clone(), command };
+        let mut response =
+            http::ask_object(&self.env, MEMORY_BINDING, &ns.key(), &request).await.map_err(unavailable)?;
         let text = response.text().await.map_err(unavailable)?;
         serde_json::from_str::<std::result::Result<T, MemoryError>>(&text)
             .map_err(|e| MemoryError::Unavailable(format!("bad reply from the memory object: {e}")))?

@@ -16,7 +16,7 @@ use edgeclaw_core::tools::schedule::RoutineClient;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 use crate::session::{SessionCommand, SessionRequest};
 use crate::{gateway, http, ports};
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_routine ON runs (routine_id, scheduled_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);";
 
-/// What the scheduler is asked to do.
+/// What the scheduler is asked to do. `owner` is the authenticated principal acting, `id` a routine id,
+/// `spec` and `patch` the request bodies (checked by core), `key` a run's key.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum SchedulerCommand {
@@ -76,15 +77,7 @@ pub enum SchedulerCommand {
 
 /// Sends `command` to the scheduler and returns its response.
 pub async fn call(env: &Env, command: &SchedulerCommand) -> std::result::Result<Response, ApiError> {
-    let stub = env
-        .durable_object(SCHEDULER_BINDING)
-        .and_then(|namespace| namespace.get_by_name(SCHEDULER_NAME))
-        .map_err(http::internal)?;
-    let body = serde_json::to_string(command).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init("https://scheduler.internal/command", &init).map_err(http::internal)?;
-    stub.fetch_with_request(request).await.map_err(http::internal)
+    http::ask_object(env, SCHEDULER_BINDING, SCHEDULER_NAME, command).await.map_err(http::internal)
 }
 
 /// The scheduling tools' way to the scheduler, on behalf of one owner.
