@@ -14,6 +14,7 @@ pub mod llm;
 pub mod memory;
 pub mod ports;
 pub mod routine;
+pub mod security;
 pub mod session;
 pub mod skills;
 pub mod tools;
