@@ -22,6 +22,8 @@ pytest_plugins = ["harness.pg_fixture"]
 PRIMARY_MODEL = "openai:gpt-4o-mini"
 FALLBACK_MODELS = ("anthropic:claude-3-5-haiku-latest", "gemini:gemini-2.0-flash")
 MAX_ITERATIONS = 4
+# 32 bytes of base64, as `openssl rand -base64 32` makes them (a test key, sealing test values only)
+MASTER_KEY = "k3Jd0Wf9yQ2mX7pL4sT8vB1nC6hG5aZ0eR2uI9oP3wE="
 
 
 def worker_vars(llm_url: str) -> dict[str, str]:
@@ -39,6 +41,7 @@ def worker_vars(llm_url: str) -> dict[str, str]:
         "EDGECLAW_MAX_ITERATIONS": str(MAX_ITERATIONS),
         "EDGECLAW_LLM_RETRY_BASE_MS": "20",
         "EDGECLAW_ALLOW_PRIVATE_EGRESS": "true",
+        "EDGECLAW_MASTER_KEY": MASTER_KEY,
     }
 
 

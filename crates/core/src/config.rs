@@ -1,10 +1,13 @@
 //! The one typed configuration, read once from the platform's variables and secrets.
 
+use std::rc::Rc;
+
 use crate::auth::ApiTokens;
 use crate::llm::route::Routes;
 use crate::llm::ModelRoute;
 use crate::llm::{RetryPolicy, Wire};
 use crate::memory::{ChunkOptions, EmbeddingRoute, MemoryOptions};
+use crate::security::MasterKey;
 use crate::tools::FetchLimits;
 
 /// A configuration variable has an unusable value.
@@ -56,6 +59,9 @@ pub struct Config {
     pub embedding: Option<EmbeddingRoute>,
     /// Chunking, size limits and recall of memory.
     pub memory: MemoryOptions,
+    /// The key that seals stored secrets (`EDGECLAW_MASTER_KEY`, 32 bytes of base64); without it the
+    /// secrets API is unavailable.
+    pub master_key: Option<Rc<MasterKey>>,
 }
 
 impl Config {
@@ -172,6 +178,10 @@ impl Config {
             system_prompt: get("EDGECLAW_SYSTEM_PROMPT"),
             embedding,
             memory,
+            master_key: get("EDGECLAW_MASTER_KEY")
+                .map(|key| MasterKey::from_base64(&key).map(Rc::new))
+                .transpose()
+                .map_err(|e| ConfigError::invalid("EDGECLAW_MASTER_KEY", e.to_string()))?,
         })
     }
 }
@@ -244,6 +254,16 @@ mod tests {
         let err =
             config(&[("EDGECLAW_EMBEDDING_MODEL", "openai:m"), ("EDGECLAW_EMBEDDING_BINDING", "AI")]).unwrap_err();
         assert_eq!(err.var, "EDGECLAW_EMBEDDING_BINDING");
+    }
+
+    #[test]
+    fn the_master_key_is_checked_and_never_echoed() {
+        assert!(config(&[]).unwrap().master_key.is_none());
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        assert!(config(&[("EDGECLAW_MASTER_KEY", key)]).unwrap().master_key.is_some());
+        let err = config(&[("EDGECLAW_MASTER_KEY", "c2hvcnQta2V5")]).unwrap_err();
+        assert!(err.var == "EDGECLAW_MASTER_KEY" && err.reason.contains("32 bytes"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQta2V5"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (health, models, stateless chat) or hand it to the session's Durable Object.
 
 use edgeclaw_core::agent::{Agent, TurnInput};
-use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route, RoutineOp};
+use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route, RoutineOp, SecretOp};
 use edgeclaw_core::config::Config;
 use edgeclaw_core::memory::Namespace;
 use edgeclaw_core::routine::MAX_HOOK_BODY_BYTES;
@@ -12,6 +12,7 @@ use serde_json::Value;
 use worker::{Context, Date, Env, Method, Request, Response};
 
 use crate::scheduler::{self, SchedulerCommand};
+use crate::secrets_object::{self, SecretsCommand};
 use crate::session::{SessionCommand, SessionRequest};
 use crate::{config, http, memory_object, ports};
 
@@ -66,6 +67,14 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
                 RoutineOp::History(id) => SchedulerCommand::History { owner, id },
             };
             scheduler::call(env, &command).await
+        }
+        Route::Secrets(op) => {
+            let command = match op {
+                SecretOp::List => SecretsCommand::List,
+                SecretOp::Put(name) => SecretsCommand::Put { name, secret: api::parse_json(&body)? },
+                SecretOp::Delete(name) => SecretsCommand::Delete { name },
+            };
+            secrets_object::call(env, &principal, command).await
         }
         Route::SendMessage(id) => {
             let content = api::parse_send_message(&body)?;

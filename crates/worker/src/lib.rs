@@ -10,11 +10,13 @@ mod memory_store;
 mod ports;
 mod postgres;
 mod scheduler;
+mod secrets_object;
 mod session;
 mod store;
 
 pub use memory_object::Memory;
 pub use scheduler::Scheduler;
+pub use secrets_object::Secrets;
 pub use session::Session;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

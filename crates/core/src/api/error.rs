@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use crate::llm::LlmError;
 use crate::memory::MemoryError;
 use crate::routine::RoutineError;
+use crate::security::{SecretError, VaultError};
 use crate::Error;
 
 /// An error as the API reports it.
@@ -90,6 +91,21 @@ impl From<RoutineError> for ApiError {
             RoutineError::RateLimited(_) => Self::new(429, "rate_limited", message),
             RoutineError::PayloadTooLarge => Self::new(413, "payload_too_large", message),
             RoutineError::Store(_) => Self::new(503, "storage_unavailable", message),
+        }
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(error: SecretError) -> Self {
+        let message = error.to_string();
+        match error {
+            SecretError::Invalid(_) | SecretError::Vault(VaultError::Name(_) | VaultError::Value(_)) => {
+                Self::new(400, "invalid_secret", message)
+            }
+            SecretError::NotFound(_) => Self::new(404, "secret_not_found", message),
+            SecretError::TooMany => Self::new(409, "secret_limit", message),
+            SecretError::Vault(_) => Self::new(500, "vault_error", message),
+            SecretError::Store(_) => Self::new(503, "storage_unavailable", message),
         }
     }
 }

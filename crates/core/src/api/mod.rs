@@ -50,6 +50,19 @@ pub enum Route {
     Routines(RoutineOp),
     /// `POST /hooks/{name}`: a webhook delivery, authenticated by the hook's own secret.
     Hook(String),
+    /// `/api/secrets…`
+    Secrets(SecretOp),
+}
+
+/// What is asked of the principal's secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOp {
+    /// `GET /api/secrets`: names and metadata.
+    List,
+    /// `PUT /api/secrets/{name}`
+    Put(String),
+    /// `DELETE /api/secrets/{name}`
+    Delete(String),
 }
 
 /// What is asked of the routine book.
@@ -122,6 +135,15 @@ impl Route {
             ["api", "routines", id, "runs"] => {
                 (&["GET"], (method == "GET").then(|| Route::Routines(RoutineOp::History(id.to_string()))))
             }
+            ["api", "secrets"] => (&["GET"], (method == "GET").then_some(Route::Secrets(SecretOp::List))),
+            ["api", "secrets", name] => (
+                &["PUT", "DELETE"],
+                match method {
+                    "PUT" => Some(Route::Secrets(SecretOp::Put(name.to_string()))),
+                    "DELETE" => Some(Route::Secrets(SecretOp::Delete(name.to_string()))),
+                    _ => None,
+                },
+            ),
             ["hooks", name] => (&["POST"], (method == "POST").then(|| Route::Hook(name.to_string()))),
             _ => return Err(not_found(path)),
         };
@@ -239,6 +261,8 @@ mod tests {
         assert_eq!(routine("GET", "/api/routines/rt_1/runs"), Route::Routines(RoutineOp::History("rt_1".into())));
         assert_eq!(routine("POST", "/hooks/deploy"), Route::Hook("deploy".into()));
         assert_eq!(Route::parse("GET", "/hooks/deploy").unwrap_err().status, 405);
+        assert_eq!(routine("PUT", "/api/secrets/GH"), Route::Secrets(SecretOp::Put("GH".into())));
+        assert_eq!(Route::parse("GET", "/api/secrets/GH").unwrap_err().status, 405);
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub struct SealedSecret {
 
 /// Seals and opens secrets under one master key.
 pub struct Vault {
-    master: MasterKey,
+    master: Rc<MasterKey>,
     key_id: String,
     random: Rc<dyn Random>,
 }
@@ -157,7 +157,7 @@ impl fmt::Debug for Vault {
 
 impl Vault {
     /// A vault sealing under `master`, drawing salts and nonces from `random`.
-    pub fn new(master: MasterKey, random: Rc<dyn Random>) -> Vault {
+    pub fn new(master: Rc<MasterKey>, random: Rc<dyn Random>) -> Vault {
         let key_id = master.id();
         Vault { master, key_id, random }
     }
@@ -302,7 +302,7 @@ mod tests {
     }
 
     fn vault(byte: u8) -> Vault {
-        Vault::new(MasterKey::from_base64(&key_text(byte)).unwrap(), Rc::new(SequenceRandom::default()))
+        Vault::new(Rc::new(MasterKey::from_base64(&key_text(byte)).unwrap()), Rc::new(SequenceRandom::default()))
     }
 
     fn field_of<'a>(sealed: &'a mut SealedSecret, field: &str) -> &'a mut String {

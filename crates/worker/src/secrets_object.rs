@@ -1,0 +1,158 @@
+//! The `Secrets` Durable Object: one per principal, holding that principal's sealed secrets in SQLite.
+//! Values are sealed and opened by core's vault inside the object; only ciphertext is stored.
+
+use std::rc::Rc;
+
+use async_trait::async_trait;
+use edgeclaw_core::api::ApiError;
+use edgeclaw_core::auth::Principal;
+use edgeclaw_core::security::{NewSecret, SecretRecord, SecretStore, Secrets as OwnerSecrets, Vault};
+use edgeclaw_core::Error;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+
+use crate::{config, http, ports};
+
+/// Durable Object binding of the `Secrets` class.
+const SECRETS_BINDING: &str = "SECRETS";
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, record TEXT NOT NULL)";
+
+/// What is asked of a principal's secrets.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SecretsCommand {
+    /// Names and metadata.
+    List,
+    /// Store or replace `name` (the body of `PUT /api/secrets/{name}`).
+    Put {
+        /// The secret's name.
+        name: String,
+        /// The request body.
+        secret: serde_json::Value,
+    },
+    /// Delete `name`.
+    Delete {
+        /// The secret's name.
+        name: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct SecretsRequest {
+    owner: Principal,
+    command: SecretsCommand,
+}
+
+/// Sends `command` to `owner`'s secrets object and returns its response.
+pub async fn call(env: &Env, owner: &Principal, command: SecretsCommand) -> std::result::Result<Response, ApiError> {
+    let request = SecretsRequest { owner: owner.clone(), command };
+    http::ask_object(env, SECRETS_BINDING, owner.as_str(), &request).await.map_err(http::internal)
+}
+
+/// One principal's secrets, as a Durable Object.
+#[durable_object]
+pub struct Secrets {
+    state: State,
+    env: Env,
+}
+
+impl Secrets {
+    async fn answer(&self, request: SecretsRequest) -> std::result::Result<Response, ApiError> {
+        let config = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?;
+        let master_key = config.master_key.ok_or_else(|| {
+            ApiError::new(
+                503,
+                "vault_not_configured",
+                "secrets need a master key: set EDGECLAW_MASTER_KEY (32 bytes of base64) as a Worker secret",
+            )
+        })?;
+        let ports = ports::ports();
+        let vault = Rc::new(Vault::new(master_key, ports.random.clone()));
+        let store = SqliteSecretStore::open(self.state.storage().sql()).map_err(http::internal)?;
+        let secrets = OwnerSecrets::new(vault, Rc::new(store), request.owner.as_str(), ports.clock.clone());
+        let body = match request.command {
+            SecretsCommand::List => json!({ "secrets": secrets.list().await? }),
+            SecretsCommand::Put { name, secret } => {
+                let secret: NewSecret = serde_json::from_value(secret)
+                    .map_err(|e| ApiError::new(400, "invalid_secret", format!("invalid secret: {e}")))?;
+                json!(secrets.set(&name, secret).await?)
+            }
+            SecretsCommand::Delete { name } => {
+                secrets.delete(&name).await?;
+                json!({ "deleted": true })
+            }
+        };
+        http::json(200, &body).map_err(http::internal)
+    }
+}
+
+impl DurableObject for Secrets {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let request: SecretsRequest = match serde_json::from_slice(&req.bytes().await?) {
+            Ok(request) => request,
+            Err(e) => return http::error(&ApiError::new(400, "invalid_request", format!("bad secrets command: {e}"))),
+        };
+        self.answer(request).await.or_else(|error| http::error(&error))
+    }
+}
+
+/// Secret records in the object's SQLite, one row each.
+struct SqliteSecretStore {
+    sql: SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    record: String,
+}
+
+impl SqliteSecretStore {
+    fn open(sql: SqlStorage) -> Result<Self> {
+        sql.exec(SCHEMA, None)?;
+        Ok(Self { sql })
+    }
+
+    fn records(
+        &self,
+        query: &str,
+        values: Vec<worker::SqlStorageValue>,
+    ) -> std::result::Result<Vec<SecretRecord>, String> {
+        let rows: Vec<RecordRow> =
+            self.sql.exec(query, values).and_then(|c| c.to_array()).map_err(|e| e.to_string())?;
+        rows.iter().map(|row| serde_json::from_str(&row.record).map_err(|e| format!("corrupt record: {e}"))).collect()
+    }
+}
+
+#[async_trait(?Send)]
+impl SecretStore for SqliteSecretStore {
+    async fn get(&self, name: &str) -> std::result::Result<Option<SecretRecord>, String> {
+        Ok(self.records("SELECT record FROM secrets WHERE name = ?", vec![name.into()])?.pop())
+    }
+
+    async fn list(&self) -> std::result::Result<Vec<SecretRecord>, String> {
+        self.records("SELECT record FROM secrets ORDER BY name", vec![])
+    }
+
+    async fn put(&self, record: &SecretRecord) -> std::result::Result<(), String> {
+        let text = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        self.sql
+            .exec(
+                "INSERT INTO secrets (name, record) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                vec![record.meta.name.as_str().into(), text.into()],
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> std::result::Result<bool, String> {
+        let existed = self.get(name).await?.is_some();
+        self.sql.exec("DELETE FROM secrets WHERE name = ?", vec![name.into()]).map_err(|e| e.to_string())?;
+        Ok(existed)
+    }
+}
