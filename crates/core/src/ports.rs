@@ -257,6 +257,20 @@ pub(crate) mod testing {
     }
 
     /// Ports over a scripted HTTP client and a manual clock.
+    /// Deterministic bytes that never repeat: a 64-bit counter per 8-byte chunk (for ids and keys
+    /// that must stay unique over many draws).
+    #[derive(Default)]
+    pub struct SequenceRandom(Cell<u64>);
+
+    impl Random for SequenceRandom {
+        fn fill(&self, buf: &mut [u8]) {
+            for chunk in buf.chunks_mut(8) {
+                self.0.set(self.0.get() + 1);
+                chunk.copy_from_slice(&self.0.get().to_le_bytes()[..chunk.len()]);
+            }
+        }
+    }
+
     pub fn ports(http: Rc<ScriptedHttp>) -> (Ports, Rc<ManualClock>) {
         let clock = Rc::new(ManualClock { now: Cell::new(1_700_000_000_000), ..Default::default() });
         let ports = Ports { http, clock: Rc::new(clock.clone()), random: Rc::new(CounterRandom::default()) };

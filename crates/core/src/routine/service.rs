@@ -628,22 +628,9 @@ mod tests {
         clock: Rc<ManualClock>,
     }
 
-    /// Ids that never repeat (the shared test randomness repeats after 256 bytes).
-    #[derive(Default)]
-    struct Sequence(Cell<u128>);
-
-    impl crate::ports::Random for Sequence {
-        fn fill(&self, buf: &mut [u8]) {
-            self.0.set(self.0.get() + 1);
-            for (b, s) in buf.iter_mut().zip(self.0.get().to_le_bytes().iter().cycle()) {
-                *b = *s;
-            }
-        }
-    }
-
     fn book() -> Book {
         let (mut ports, clock) = ports(Rc::new(ScriptedHttp::default()));
-        ports.random = Rc::new(Sequence::default());
+        ports.random = Rc::new(crate::ports::testing::SequenceRandom::default());
         let sessions = Rc::new(Sessions::default());
         let routines = Routines::new(Rc::new(MapStore::default()), sessions.clone(), ports);
         Book { routines, sessions, clock }

@@ -210,10 +210,9 @@ fn validate_injection(inject: &Injection) -> Result<(), SecretError> {
 mod tests {
     use super::*;
     use crate::ports::testing::ManualClock;
-    use crate::ports::Random;
     use crate::security::MasterKey;
     use futures::executor::block_on;
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
     use std::collections::BTreeMap;
 
     #[derive(Default)]
@@ -236,21 +235,9 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Sequence(Cell<u64>);
-
-    impl Random for Sequence {
-        fn fill(&self, buf: &mut [u8]) {
-            for chunk in buf.chunks_mut(8) {
-                self.0.set(self.0.get() + 1);
-                chunk.copy_from_slice(&self.0.get().to_le_bytes()[..chunk.len()]);
-            }
-        }
-    }
-
     fn secrets() -> (Secrets, Rc<MapStore>) {
         let key = MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
-        let vault = Rc::new(Vault::new(Rc::new(key), Rc::new(Sequence::default())));
+        let vault = Rc::new(Vault::new(Rc::new(key), Rc::new(crate::ports::testing::SequenceRandom::default())));
         let store = Rc::new(MapStore::default());
         let clock = Rc::new(ManualClock::default());
         (Secrets::new(vault, store.clone(), "alice", Rc::new(clock)), store)

@@ -282,27 +282,16 @@ fn decode_field(field: &str, encoded: &str, allowed: std::ops::RangeInclusive<us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
-
-    /// Deterministic bytes that never repeat: a 64-bit counter per 8-byte chunk.
-    #[derive(Default)]
-    struct SequenceRandom(Cell<u64>);
-
-    impl Random for SequenceRandom {
-        fn fill(&self, buf: &mut [u8]) {
-            for chunk in buf.chunks_mut(8) {
-                self.0.set(self.0.get() + 1);
-                chunk.copy_from_slice(&self.0.get().to_le_bytes()[..chunk.len()]);
-            }
-        }
-    }
 
     fn key_text(byte: u8) -> String {
         STANDARD.encode([byte; KEY_LEN])
     }
 
     fn vault(byte: u8) -> Vault {
-        Vault::new(Rc::new(MasterKey::from_base64(&key_text(byte)).unwrap()), Rc::new(SequenceRandom::default()))
+        Vault::new(
+            Rc::new(MasterKey::from_base64(&key_text(byte)).unwrap()),
+            Rc::new(crate::ports::testing::SequenceRandom::default()),
+        )
     }
 
     fn field_of<'a>(sealed: &'a mut SealedSecret, field: &str) -> &'a mut String {
