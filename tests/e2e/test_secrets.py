@@ -64,3 +64,27 @@ def test_without_a_master_key_the_vault_is_unavailable(worker_factory):
     api = Api(worker_factory({"EDGECLAW_MASTER_KEY": None}).url)
     body = expect.api_error(api.request("PUT", "/api/secrets/K1", json={"value": "v", "hosts": ["x.example"]}), 503, "vault_not_configured")
     assert "EDGECLAW_MASTER_KEY" in body["message"]
+
+
+NEW_MASTER_KEY = "c2Vjb25kIDMyLWJ5dGUga2V5LCBmb3IgdGVzdHMhISE="  # 32 bytes
+
+
+def test_a_master_key_rotation_reseals_every_record(worker_factory):
+    from conftest import MASTER_KEY
+
+    worker = worker_factory()
+    api = Api(worker.url)
+    for name in ("ROTATE_A", "ROTATE_B"):
+        assert api.request("PUT", f"/api/secrets/{name}", json={"value": f"v-{name}", "hosts": ["x.example"]}).status_code == 200
+
+    worker.vars["EDGECLAW_MASTER_KEY"] = NEW_MASTER_KEY  # the old key is gone: nothing can be read
+    worker.restart()
+    api = Api(worker.url)
+    assert api.post("/api/secrets/rotate").json() == {"rotated": 0, "current": 0, "unreadable": ["ROTATE_A", "ROTATE_B"]}
+
+    worker.vars["EDGECLAW_MASTER_KEY_PREVIOUS"] = MASTER_KEY
+    worker.restart()
+    api = Api(worker.url)
+    assert api.post("/api/secrets/rotate").json() == {"rotated": 2, "current": 0, "unreadable": []}
+    assert api.post("/api/secrets/rotate").json() == {"rotated": 0, "current": 2, "unreadable": []}
+    assert [s["name"] for s in api.get("/api/secrets").json()["secrets"]] == ["ROTATE_A", "ROTATE_B"]

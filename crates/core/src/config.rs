@@ -62,6 +62,9 @@ pub struct Config {
     /// The key that seals stored secrets (`EDGECLAW_MASTER_KEY`, 32 bytes of base64); without it the
     /// secrets API is unavailable.
     pub master_key: Option<Rc<MasterKey>>,
+    /// The master key being rotated away from (`EDGECLAW_MASTER_KEY_PREVIOUS`): records it sealed stay
+    /// readable until `POST /api/secrets/rotate` re-seals them.
+    pub previous_master_key: Option<Rc<MasterKey>>,
 }
 
 impl Config {
@@ -163,6 +166,12 @@ impl Config {
                 as usize,
         };
 
+        let master_key = |var: &'static str| {
+            get(var)
+                .map(|key| MasterKey::from_base64(&key).map(Rc::new))
+                .transpose()
+                .map_err(|e| ConfigError::invalid(var, e.to_string()))
+        };
         Ok(Config {
             api_tokens: ApiTokens::parse(get("EDGECLAW_API_TOKENS").as_deref().unwrap_or(""))
                 .map_err(|reason| ConfigError::invalid("EDGECLAW_API_TOKENS", reason))?,
@@ -178,10 +187,8 @@ impl Config {
             system_prompt: get("EDGECLAW_SYSTEM_PROMPT"),
             embedding,
             memory,
-            master_key: get("EDGECLAW_MASTER_KEY")
-                .map(|key| MasterKey::from_base64(&key).map(Rc::new))
-                .transpose()
-                .map_err(|e| ConfigError::invalid("EDGECLAW_MASTER_KEY", e.to_string()))?,
+            master_key: master_key("EDGECLAW_MASTER_KEY")?,
+            previous_master_key: master_key("EDGECLAW_MASTER_KEY_PREVIOUS")?,
         })
     }
 }

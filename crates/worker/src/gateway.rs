@@ -73,6 +73,7 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
                 SecretOp::List => SecretsCommand::List,
                 SecretOp::Put(name) => SecretsCommand::Put { name, secret: api::parse_json(&body)? },
                 SecretOp::Delete(name) => SecretsCommand::Delete { name },
+                SecretOp::Rotate => SecretsCommand::Rotate,
             };
             secrets_object::call(env, &principal, command).await
         }

@@ -37,6 +37,8 @@ pub enum SecretsCommand {
         /// The secret's name.
         name: String,
     },
+    /// Re-seal records of the previous master key.
+    Rotate,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,9 +71,10 @@ impl Secrets {
             )
         })?;
         let ports = ports::ports();
-        let vault = Rc::new(Vault::new(master_key, ports.random.clone()));
+        let vault = |key| Rc::new(Vault::new(key, ports.random.clone()));
         let store = SqliteSecretStore::open(self.state.storage().sql()).map_err(http::internal)?;
-        let secrets = OwnerSecrets::new(vault, Rc::new(store), request.owner.as_str(), ports.clock.clone());
+        let secrets = OwnerSecrets::new(vault(master_key), Rc::new(store), request.owner.as_str(), ports.clock.clone())
+            .with_previous(config.previous_master_key.map(vault));
         let body = match request.command {
             SecretsCommand::List => json!({ "secrets": secrets.list().await? }),
             SecretsCommand::Put { name, secret } => {
@@ -83,6 +86,7 @@ impl Secrets {
                 secrets.delete(&name).await?;
                 json!({ "deleted": true })
             }
+            SecretsCommand::Rotate => json!(secrets.rotate().await?),
         };
         http::json(200, &body).map_err(http::internal)
     }

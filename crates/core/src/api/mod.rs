@@ -63,6 +63,8 @@ pub enum SecretOp {
     Put(String),
     /// `DELETE /api/secrets/{name}`
     Delete(String),
+    /// `POST /api/secrets/rotate`: re-seal records of the previous master key with the current one.
+    Rotate,
 }
 
 /// What is asked of the routine book.
@@ -136,6 +138,7 @@ impl Route {
                 (&["GET"], (method == "GET").then(|| Route::Routines(RoutineOp::History(id.to_string()))))
             }
             ["api", "secrets"] => (&["GET"], (method == "GET").then_some(Route::Secrets(SecretOp::List))),
+            ["api", "secrets", "rotate"] if method == "POST" => (&["POST"], Some(Route::Secrets(SecretOp::Rotate))),
             ["api", "secrets", name] => (
                 &["PUT", "DELETE"],
                 match method {
@@ -263,6 +266,8 @@ mod tests {
         assert_eq!(Route::parse("GET", "/hooks/deploy").unwrap_err().status, 405);
         assert_eq!(routine("PUT", "/api/secrets/GH"), Route::Secrets(SecretOp::Put("GH".into())));
         assert_eq!(Route::parse("GET", "/api/secrets/GH").unwrap_err().status, 405);
+        assert_eq!(routine("POST", "/api/secrets/rotate"), Route::Secrets(SecretOp::Rotate));
+        assert_eq!(routine("PUT", "/api/secrets/rotate"), Route::Secrets(SecretOp::Put("rotate".into())));
     }
 
     #[test]

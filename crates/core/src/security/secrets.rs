@@ -108,9 +108,21 @@ pub enum SecretError {
     Store(String),
 }
 
+/// What a master-key rotation did to one owner's secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    /// Records re-sealed under the current key.
+    pub rotated: usize,
+    /// Records already sealed under it.
+    pub current: usize,
+    /// Records sealed under a key that is neither the current nor the previous one (left as they are).
+    pub unreadable: Vec<String>,
+}
+
 /// One owner's secrets.
 pub struct Secrets {
     vault: Rc<Vault>,
+    previous: Option<Rc<Vault>>,
     store: Rc<dyn SecretStore>,
     owner: String,
     clock: Rc<dyn Clock>,
@@ -119,7 +131,34 @@ pub struct Secrets {
 impl Secrets {
     /// The secrets of `owner` in `store`, sealed by `vault`.
     pub fn new(vault: Rc<Vault>, store: Rc<dyn SecretStore>, owner: &str, clock: Rc<dyn Clock>) -> Self {
-        Self { vault, store, owner: owner.to_string(), clock }
+        Self { vault, previous: None, store, owner: owner.to_string(), clock }
+    }
+
+    /// Also reads records sealed under the previous master key (during a rotation).
+    pub fn with_previous(mut self, previous: Option<Rc<Vault>>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// Re-seals every record still under the previous master key with the current one.
+    pub async fn rotate(&self) -> Result<RotationReport, SecretError> {
+        let mut report = RotationReport::default();
+        for mut record in self.store.list().await.map_err(SecretError::Store)? {
+            let name = record.meta.name.clone();
+            if record.sealed.key_id == self.vault.key_id() {
+                report.current += 1;
+                continue;
+            }
+            match self.previous.as_deref().filter(|p| p.key_id() == record.sealed.key_id) {
+                Some(previous) => {
+                    record.sealed = Vault::rotate(previous, &self.vault, &self.owner, &name, &record.sealed)?;
+                    self.store.put(&record).await.map_err(SecretError::Store)?;
+                    report.rotated += 1;
+                }
+                None => report.unreadable.push(name),
+            }
+        }
+        Ok(report)
     }
 
     /// Stores (or replaces) a secret and returns its metadata.
@@ -160,7 +199,11 @@ impl Secrets {
     pub async fn reveal(&self, name: &str) -> Result<(SecretMeta, SecretValue), SecretError> {
         let record = self.store.get(name).await.map_err(SecretError::Store)?;
         let record = record.ok_or_else(|| SecretError::NotFound(name.to_string()))?;
-        let value = self.vault.open(&self.owner, name, &record.sealed)?;
+        let vault = match &self.previous {
+            Some(previous) if previous.key_id() == record.sealed.key_id => previous,
+            _ => &self.vault,
+        };
+        let value = vault.open(&self.owner, name, &record.sealed)?;
         Ok((record.meta, value))
     }
 }
@@ -210,7 +253,7 @@ fn validate_injection(inject: &Injection) -> Result<(), SecretError> {
 mod tests {
     use super::*;
     use crate::ports::testing::ManualClock;
-    use crate::security::MasterKey;
+    use crate::security::{MasterKey, VaultError};
     use futures::executor::block_on;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
@@ -235,12 +278,39 @@ mod tests {
         }
     }
 
+    fn vault(key: &str) -> Rc<Vault> {
+        let key = MasterKey::from_base64(key).unwrap();
+        Rc::new(Vault::new(Rc::new(key), Rc::new(crate::ports::testing::SequenceRandom::default())))
+    }
+
+    const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+    fn secrets_over(key: &str, store: Rc<MapStore>) -> Secrets {
+        Secrets::new(vault(key), store, "alice", Rc::new(Rc::new(ManualClock::default())))
+    }
+
     fn secrets() -> (Secrets, Rc<MapStore>) {
-        let key = MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
-        let vault = Rc::new(Vault::new(Rc::new(key), Rc::new(crate::ports::testing::SequenceRandom::default())));
         let store = Rc::new(MapStore::default());
-        let clock = Rc::new(ManualClock::default());
-        (Secrets::new(vault, store.clone(), "alice", Rc::new(clock)), store)
+        (secrets_over(KEY_A, store.clone()), store)
+    }
+
+    #[test]
+    fn a_rotation_reseals_records_under_the_new_key() {
+        let (old, store) = secrets();
+        block_on(old.set("A", new("value-a", &["x.example"]))).unwrap();
+        block_on(old.set("B", new("value-b", &["x.example"]))).unwrap();
+        let unaware = secrets_over(KEY_B, store.clone());
+        assert_eq!(block_on(unaware.rotate()).unwrap().unreadable, ["A", "B"]);
+        assert!(matches!(block_on(unaware.reveal("A")), Err(SecretError::Vault(VaultError::WrongKey { .. }))));
+
+        let rotating = secrets_over(KEY_B, store.clone()).with_previous(Some(vault(KEY_A)));
+        assert_eq!(block_on(rotating.reveal("A")).unwrap().1.expose(), "value-a", "readable mid-rotation");
+        let report = block_on(rotating.rotate()).unwrap();
+        assert_eq!((report.rotated, report.current, report.unreadable.len()), (2, 0, 0));
+        assert_eq!(block_on(rotating.rotate()).unwrap().current, 2);
+        let after = secrets_over(KEY_B, store);
+        assert_eq!(block_on(after.reveal("B")).unwrap().1.expose(), "value-b");
     }
 
     fn new(value: &str, hosts: &[&str]) -> NewSecret {
