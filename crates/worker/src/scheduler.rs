@@ -201,6 +201,10 @@ impl DurableObject for Scheduler {
             SchedulerCommand::Sweep => {
                 self.tick_and_arm(&book).await.and_then(|report| http::json(200, &report).map_err(http::internal))
             }
+            read
+            @ (SchedulerCommand::List { .. } | SchedulerCommand::Get { .. } | SchedulerCommand::History { .. }) => {
+                self.answer(&book, read).await
+            }
             command => {
                 let answer = self.answer(&book, command).await;
                 // Every change may move the next wake-up (and starts anything already due).

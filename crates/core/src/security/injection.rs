@@ -139,11 +139,13 @@ pub fn detect(text: &str) -> Detection {
     let mut score = 0;
     let mut views = views(&text);
     for decoded in decoded_payloads(&text) {
-        let inner = detect_views(&self::views(&decoded), &mut Vec::new());
-        if inner >= 2 {
-            fired.push("encoded_payload");
-            score += 1;
-            views.extend(self::views(&decoded));
+        let decoded_views = self::views(&decoded);
+        if detect_views(&decoded_views, &mut Vec::new()) >= 2 {
+            if !fired.contains(&"encoded_payload") {
+                fired.push("encoded_payload");
+                score += 1;
+            }
+            views.extend(decoded_views);
         }
     }
     score += detect_views(&views, &mut fired);
