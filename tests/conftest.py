@@ -40,7 +40,9 @@ def worker_vars(llm_url: str) -> dict[str, str]:
         "GEMINI_BASE_URL": llm_url,
         "EDGECLAW_MAX_ITERATIONS": str(MAX_ITERATIONS),
         "EDGECLAW_LLM_RETRY_BASE_MS": "20",
+        # the local stand-ins for the web live on http://127.0.0.1
         "EDGECLAW_ALLOW_PRIVATE_EGRESS": "true",
+        "EDGECLAW_EGRESS_ALLOW_HTTP": "true",
         "EDGECLAW_MASTER_KEY": MASTER_KEY,
     }
 

@@ -7,8 +7,7 @@ use crate::llm::route::Routes;
 use crate::llm::ModelRoute;
 use crate::llm::{RetryPolicy, Wire};
 use crate::memory::{ChunkOptions, EmbeddingRoute, MemoryOptions};
-use crate::security::MasterKey;
-use crate::tools::FetchLimits;
+use crate::security::{EgressPolicy, InjectionPolicy, MasterKey};
 
 /// A configuration variable has an unusable value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,8 +48,10 @@ pub struct Config {
     pub skills_budget_tokens: usize,
     /// Time allowed for one tool call.
     pub tool_timeout_ms: u64,
-    /// Limits of the `http_fetch` tool.
-    pub fetch: FetchLimits,
+    /// What tools may reach and the limits of each outbound exchange.
+    pub egress: EgressPolicy,
+    /// What is done with untrusted content that looks like a prompt-injection attempt, per source.
+    pub injection: InjectionPolicy,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Replaces the built-in system prompt when set.
@@ -108,11 +109,22 @@ impl Config {
             request_timeout_ms: number("EDGECLAW_LLM_TIMEOUT_MS", defaults.request_timeout_ms, 1_000, 600_000)?,
             idle_timeout_ms: number("EDGECLAW_LLM_IDLE_TIMEOUT_MS", defaults.idle_timeout_ms, 1_000, 600_000)?,
         };
-        let fetch = FetchLimits {
+        let egress_defaults = EgressPolicy::default();
+        let egress = EgressPolicy {
+            allow: match get("EDGECLAW_EGRESS_ALLOW") {
+                Some(text) => {
+                    EgressPolicy::parse_allow(&text).map_err(|e| ConfigError::invalid("EDGECLAW_EGRESS_ALLOW", e))?
+                }
+                None => egress_defaults.allow,
+            },
+            allow_http: flag("EDGECLAW_EGRESS_ALLOW_HTTP")?,
+            allow_private: flag("EDGECLAW_ALLOW_PRIVATE_EGRESS")?,
             max_body_bytes: number("EDGECLAW_FETCH_MAX_BYTES", 64 * 1024, 1_024, 4 * 1024 * 1024)? as usize,
             timeout_ms: number("EDGECLAW_FETCH_TIMEOUT_MS", 15_000, 100, 120_000)?,
-            allow_private: flag("EDGECLAW_ALLOW_PRIVATE_EGRESS")?,
+            requests_per_minute: number("EDGECLAW_EGRESS_PER_MINUTE", 60, 1, 10_000)? as u32,
         };
+        let injection = InjectionPolicy::parse(get("EDGECLAW_INJECTION_POLICY").as_deref().unwrap_or(""))
+            .map_err(|e| ConfigError::invalid("EDGECLAW_INJECTION_POLICY", e))?;
 
         let embedding = match get("EDGECLAW_EMBEDDING_MODEL") {
             None => None,
@@ -182,7 +194,8 @@ impl Config {
             history_budget_tokens: number("EDGECLAW_HISTORY_TOKENS", 24_000, 500, 1_000_000)? as usize,
             skills_budget_tokens: number("EDGECLAW_SKILLS_TOKENS", 2_000, 0, 100_000)? as usize,
             tool_timeout_ms: number("EDGECLAW_TOOL_TIMEOUT_MS", 30_000, 100, 300_000)?,
-            fetch,
+            egress,
+            injection,
             max_body_bytes: number("EDGECLAW_MAX_BODY_BYTES", 1024 * 1024, 1_024, 32 * 1024 * 1024)? as usize,
             system_prompt: get("EDGECLAW_SYSTEM_PROMPT"),
             embedding,
@@ -209,7 +222,8 @@ mod tests {
         assert_eq!(c.max_iterations, 16);
         assert!(c.routes.usable.is_empty());
         assert_eq!(c.routes.missing, vec!["set OPENAI_API_KEY for openai:gpt-4o-mini".to_string()]);
-        assert!(!c.fetch.allow_private);
+        assert!(!c.egress.allow_private && !c.egress.allow_http);
+        assert_eq!(c.egress.allow, EgressPolicy::default().allow);
     }
 
     #[test]
@@ -280,6 +294,9 @@ mod tests {
             ("EDGECLAW_MAX_ITERATIONS", "0"),
             ("EDGECLAW_ALLOW_PRIVATE_EGRESS", "maybe"),
             ("EDGECLAW_API_TOKENS", "no-colon-here"),
+            ("EDGECLAW_EGRESS_ALLOW", "http_fetch=not a host"),
+            ("EDGECLAW_EGRESS_ALLOW_HTTP", "yes"),
+            ("EDGECLAW_INJECTION_POLICY", "web=ignore"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

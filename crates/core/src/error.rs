@@ -1,6 +1,6 @@
 //! The one error type of the core crate.
 
-use crate::{config::ConfigError, llm::LlmError, memory::MemoryError, skills::SkillError};
+use crate::{config::ConfigError, llm::LlmError, memory::MemoryError, security::SecretError, skills::SkillError};
 
 /// Everything that can go wrong inside core.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,12 @@ pub enum Error {
     /// A bundled skill could not be loaded.
     #[error(transparent)]
     Skill(#[from] SkillError),
+    /// The owner's secrets could not be read (for leak scanning or a credential).
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The audit log could not be written.
+    #[error("the audit log could not be written: {0}")]
+    Audit(String),
     /// The session store failed.
     #[error("session storage failed: {0}")]
     Store(String),

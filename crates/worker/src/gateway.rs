@@ -1,20 +1,24 @@
 //! The Worker's fetch handler: route, authenticate, bound and parse the request, then answer it here
 //! (health, models, stateless chat) or hand it to the session's Durable Object.
 
+use std::rc::Rc;
+
 use edgeclaw_core::agent::{Agent, TurnInput};
 use edgeclaw_core::api::{self, openai_compat, run_turn_streaming, ApiError, ReplyFormat, Route, RoutineOp, SecretOp};
 use edgeclaw_core::config::Config;
 use edgeclaw_core::memory::Namespace;
 use edgeclaw_core::routine::MAX_HOOK_BODY_BYTES;
+use edgeclaw_core::security::Guard;
 use edgeclaw_core::session::{InMemoryStore, SessionId, SessionKey};
 use edgeclaw_core::Error;
 use serde_json::Value;
 use worker::{Context, Date, Env, Method, Request, Response};
 
+use crate::audit_object::{self, AuditCommand};
 use crate::scheduler::{self, SchedulerCommand};
 use crate::secrets_object::{self, SecretsCommand};
 use crate::session::{SessionCommand, SessionRequest};
-use crate::{config, http, memory_object, ports};
+use crate::{config, guard, http, memory_object, ports};
 
 /// Durable Object binding of the `Session` class.
 const SESSIONS_BINDING: &str = "SESSIONS";
@@ -77,6 +81,10 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
             };
             secrets_object::call(env, &principal, command).await
         }
+        Route::Audit => {
+            let query = api::parse_audit_query(req.url().map_err(http::internal)?.query())?;
+            audit_object::call(env, &principal, &AuditCommand::Query { query }).await
+        }
         Route::SendMessage(id) => {
             let content = api::parse_send_message(&body)?;
             ask(&id, SessionCommand::Send { content, stream, format: native }).await
@@ -104,7 +112,10 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
                     let command = SessionCommand::Send { content: chat.message, stream: chat.stream, format };
                     ask(id, command).await
                 }
-                None => stateless_chat(config, chat, format).await,
+                None => {
+                    let guard = guard::for_principal(env, &config, &principal, None);
+                    stateless_chat(config, guard, chat, format).await
+                }
             }
         }
     }
@@ -134,10 +145,11 @@ pub async fn forward(env: &Env, request: SessionRequest) -> Result<Response, Api
 /// for this one turn.
 async fn stateless_chat(
     config: Config,
+    guard: Rc<Guard>,
     chat: openai_compat::ChatRequest,
     format: ReplyFormat,
 ) -> Result<Response, ApiError> {
-    let agent = Agent::new(config, ports::ports())?;
+    let agent = Agent::new(config, ports::ports(), guard)?;
     let store = InMemoryStore::with_history(chat.history);
     let input = TurnInput::Message(chat.message);
     if chat.stream {

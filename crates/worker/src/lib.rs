@@ -1,9 +1,12 @@
-//! edgeclaw on Cloudflare Workers: the fetch entry point and the `Session` and `Memory` Durable Objects. This crate
+//! edgeclaw on Cloudflare Workers: the fetch entry point and the Durable Objects (`Session`, `Memory`,
+//! `Scheduler`, `Secrets`, `Audit`). This crate
 //! only adapts — every decision is made by `edgeclaw-core`.
 
 mod ai;
+mod audit_object;
 mod config;
 mod gateway;
+mod guard;
 mod http;
 mod memory_object;
 mod memory_store;
@@ -14,6 +17,7 @@ mod secrets_object;
 mod session;
 mod store;
 
+pub use audit_object::Audit;
 pub use memory_object::Memory;
 pub use scheduler::Scheduler;
 pub use secrets_object::Secrets;

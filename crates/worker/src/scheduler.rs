@@ -13,13 +13,14 @@ use edgeclaw_core::routine::{
     RunStatus,
 };
 use edgeclaw_core::tools::schedule::RoutineClient;
+use edgeclaw_core::Error;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 use crate::session::{SessionCommand, SessionRequest};
-use crate::{gateway, http, ports};
+use crate::{config, gateway, http, ports};
 
 /// Durable Object binding of the `Scheduler` class.
 const SCHEDULER_BINDING: &str = "SCHEDULER";
@@ -131,7 +132,8 @@ impl Scheduler {
     fn book(&self) -> std::result::Result<Routines, ApiError> {
         let store = SqliteRoutineStore::open(self.state.storage().sql()).map_err(store_error)?;
         let dispatcher = SessionDispatcher { env: self.env.clone() };
-        Ok(Routines::new(Rc::new(store), Rc::new(dispatcher), ports::ports()))
+        let injection = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?.injection;
+        Ok(Routines::new(Rc::new(store), Rc::new(dispatcher), ports::ports()).with_injection_policy(injection))
     }
 
     async fn answer(&self, book: &Routines, command: SchedulerCommand) -> std::result::Result<Response, ApiError> {

@@ -6,7 +6,10 @@ use std::rc::Rc;
 use async_trait::async_trait;
 use edgeclaw_core::api::ApiError;
 use edgeclaw_core::auth::Principal;
-use edgeclaw_core::security::{NewSecret, SecretRecord, SecretStore, Secrets as OwnerSecrets, Vault};
+use edgeclaw_core::security::{
+    Credentials, NewSecret, SecretError, SecretMeta, SecretRecord, SecretStore, SecretValue, Secrets as OwnerSecrets,
+    Vault,
+};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -39,6 +42,15 @@ pub enum SecretsCommand {
     },
     /// Re-seal records of the previous master key.
     Rotate,
+    /// One secret's metadata and value, for the egress gate of one of the owner's sessions. No route
+    /// of the API leads here: only Durable Objects of this Worker can ask.
+    Reveal {
+        /// The secret's name.
+        name: String,
+    },
+    /// Every secret's name and value, for the leak scanner of one of the owner's sessions (likewise
+    /// never reachable from the API).
+    Values,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +63,57 @@ struct SecretsRequest {
 pub async fn call(env: &Env, owner: &Principal, command: SecretsCommand) -> std::result::Result<Response, ApiError> {
     let request = SecretsRequest { owner: owner.clone(), command };
     http::ask_object(env, SECRETS_BINDING, owner.as_str(), &request).await.map_err(http::internal)
+}
+
+/// A principal's secrets as one of their sessions uses them: each call asks their `Secrets` object.
+pub struct RemoteCredentials {
+    env: Env,
+    owner: Principal,
+}
+
+impl RemoteCredentials {
+    /// `owner`'s credentials.
+    pub fn new(env: &Env, owner: &Principal) -> Self {
+        Self { env: env.clone(), owner: owner.clone() }
+    }
+
+    async fn ask(&self, command: SecretsCommand) -> std::result::Result<serde_json::Value, SecretError> {
+        let unavailable = |e: String| SecretError::Store(format!("the secrets store is unavailable: {e}"));
+        let mut response = call(&self.env, &self.owner, command).await.map_err(|e| unavailable(e.message))?;
+        let body: serde_json::Value = response.json().await.map_err(|e| unavailable(e.to_string()))?;
+        match response.status_code() {
+            200 => Ok(body),
+            404 => Err(SecretError::NotFound(body["error"]["message"].as_str().unwrap_or_default().to_string())),
+            _ => Err(unavailable(body["error"]["message"].as_str().unwrap_or_default().to_string())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NamedValue {
+    name: String,
+    value: String,
+}
+
+#[async_trait(?Send)]
+impl Credentials for RemoteCredentials {
+    async fn reveal(&self, name: &str) -> std::result::Result<(SecretMeta, SecretValue), SecretError> {
+        let body = self.ask(SecretsCommand::Reveal { name: name.to_string() }).await.map_err(|e| match e {
+            SecretError::NotFound(_) => SecretError::NotFound(name.to_string()),
+            other => other,
+        })?;
+        let meta: SecretMeta =
+            serde_json::from_value(body["meta"].clone()).map_err(|e| SecretError::Store(e.to_string()))?;
+        let value = body["value"].as_str().unwrap_or_default().to_string();
+        Ok((meta, SecretValue::from(value)))
+    }
+
+    async fn values(&self) -> std::result::Result<Vec<(String, SecretValue)>, SecretError> {
+        let body = self.ask(SecretsCommand::Values).await?;
+        let values: Vec<NamedValue> =
+            serde_json::from_value(body["values"].clone()).map_err(|e| SecretError::Store(e.to_string()))?;
+        Ok(values.into_iter().map(|v| (v.name, SecretValue::from(v.value))).collect())
+    }
 }
 
 /// One principal's secrets, as a Durable Object.
@@ -87,6 +150,16 @@ impl Secrets {
                 json!({ "deleted": true })
             }
             SecretsCommand::Rotate => json!(secrets.rotate().await?),
+            SecretsCommand::Reveal { name } => {
+                let (meta, value) = secrets.reveal(&name).await?;
+                json!({ "meta": meta, "value": value.expose() })
+            }
+            SecretsCommand::Values => {
+                let values = secrets.values().await?;
+                let values: Vec<_> =
+                    values.iter().map(|(name, value)| json!({"name": name, "value": value.expose()})).collect();
+                json!({ "values": values })
+            }
         };
         http::json(200, &body).map_err(http::internal)
     }

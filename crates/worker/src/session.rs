@@ -9,15 +9,15 @@ use edgeclaw_core::api::{self, run_turn_streaming, ApiError, ReplyFormat};
 use edgeclaw_core::auth::Principal;
 use edgeclaw_core::memory::Namespace;
 use edgeclaw_core::routine::{deliver_result, external_data_prompt, RoutineRun, RunOutcome, Verdict};
+use edgeclaw_core::security::{Egress, Source};
 use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue, TurnStatus};
-use edgeclaw_core::tools::{FetchLimits, HttpFetch};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::scheduler::{self, SchedulerClient, SchedulerCommand};
-use crate::{config, http, memory_object, ports};
+use crate::{config, guard, http, memory_object, ports};
 
 /// A command for a session, on behalf of its principal.
 #[derive(Debug, Serialize, Deserialize)]
@@ -100,8 +100,6 @@ struct Runtime {
     agent: Agent,
     store: crate::store::SqliteStore,
     memory: memory_object::MemoryBackend,
-    /// Egress limits for delivering routine results.
-    fetch_limits: FetchLimits,
 }
 
 /// One conversation, as a Durable Object.
@@ -124,13 +122,13 @@ impl Session {
         let ports = ports::ports();
         let memory = memory_object::backend(&config, &self.env, &ports).await;
         let namespace = Namespace::new(principal, Namespace::DEFAULT).map_err(Error::from)?;
-        let fetch_limits = config.fetch;
         let routines = Rc::new(SchedulerClient::new(&self.env, principal));
-        let agent = Agent::new(config, ports)?
+        let guard = guard::for_principal(&self.env, &config, principal, Some(session));
+        let agent = Agent::new(config, ports, guard)?
             .with_memory(memory.memory.clone(), namespace)
             .with_routines(routines, session.clone());
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
-        let runtime = Rc::new(Runtime { agent, store, memory, fetch_limits });
+        let runtime = Rc::new(Runtime { agent, store, memory });
         *self.runtime.borrow_mut() = Some(runtime.clone());
         Ok(runtime)
     }
@@ -204,8 +202,8 @@ impl Session {
             Ok(runtime) => runtime,
             Err(error) => return RunOutcome::failed(started_at, now(), error.message),
         };
-        let fetch = HttpFetch::new(ports.clone(), runtime.fetch_limits);
-        let prompt = match self.precheck(run, &fetch).await {
+        let egress = runtime.agent.egress();
+        let prompt = match self.precheck(run, egress, &runtime.agent).await {
             Ok(Ok(prompt)) => prompt,
             Ok(Err(reason)) => return RunOutcome::skipped(started_at, now(), reason),
             Err(error) => return RunOutcome::failed(started_at, now(), format!("pre-check failed: {error}")),
@@ -230,7 +228,7 @@ impl Session {
             ),
         };
         runtime.memory.release().await;
-        if let Err(error) = deliver_result(run, &outcome, &fetch).await {
+        if let Err(error) = deliver_result(run, &outcome, egress).await {
             outcome.error.get_or_insert(format!("delivery failed: {error}"));
         }
         outcome
@@ -241,7 +239,8 @@ impl Session {
     async fn precheck(
         &self,
         run: &RoutineRun,
-        fetch: &HttpFetch,
+        egress: &Egress,
+        agent: &Agent,
     ) -> std::result::Result<std::result::Result<String, String>, String> {
         let Some(check) = &run.precheck else { return Ok(Ok(run.prompt.clone())) };
         let sql = self.state.storage().sql();
@@ -252,7 +251,7 @@ impl Session {
             )
             .and_then(|c| c.to_array())
             .map_err(|e| e.to_string())?;
-        match check.evaluate(fetch, last.first().map(|r| r.fingerprint.as_str())).await? {
+        match check.evaluate(egress, last.first().map(|r| r.fingerprint.as_str())).await? {
             Verdict::Skip { reason } => Ok(Err(reason)),
             Verdict::Run { page, fingerprint } => {
                 sql.exec(
@@ -261,7 +260,7 @@ impl Session {
                     vec![run.routine_id.as_str().into(), fingerprint.into()],
                 )
                 .map_err(|e| e.to_string())?;
-                Ok(Ok(external_data_prompt(&run.prompt, &format!("page {}", check.url()), page.as_bytes())))
+                Ok(Ok(external_data_prompt(&run.prompt, agent.injection_policy(), Source::Web, check.url(), &page)))
             }
         }
     }

@@ -4,15 +4,17 @@
 mod context;
 mod events;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures::future::join_all;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::llm::{pricing, LlmClient, Message, ModelRequest, ToolCall, Usage};
 use crate::memory::{Memory, Namespace};
 use crate::ports::Ports;
+use crate::security::{self, AuditEntry, AuditKind, Decision, Egress, Guard, StreamRedactor};
 use crate::session::{SessionId, SessionStore, TurnRecord, TurnStatus};
 use crate::skills::SkillRegistry;
 use crate::tools::{self, ToolError, ToolRegistry};
@@ -42,15 +44,29 @@ pub struct Agent {
     skills: SkillRegistry,
     ports: Ports,
     memory: Option<(Rc<Memory>, Namespace)>,
+    guard: Rc<Guard>,
+    egress: Rc<Egress>,
 }
 
 impl Agent {
-    /// An agent with the built-in tools and the bundled skills.
-    pub fn new(config: Config, ports: Ports) -> Result<Agent> {
+    /// An agent with the built-in tools and the bundled skills, guarded by `guard` (its owner's
+    /// secrets and audit log).
+    pub fn new(config: Config, ports: Ports, guard: Rc<Guard>) -> Result<Agent> {
         let llm = LlmClient::new(config.routes.clone(), config.retry, ports.clone());
-        let tools = ToolRegistry::builtin(&ports, config.fetch);
+        let egress = Rc::new(Egress::new(ports.clone(), config.egress.clone(), guard.clone()));
+        let tools = ToolRegistry::builtin(&ports, egress.clone());
         let skills = SkillRegistry::bundled()?;
-        Ok(Agent { config, llm, tools, skills, ports, memory: None })
+        Ok(Agent { config, llm, tools, skills, ports, memory: None, guard, egress })
+    }
+
+    /// What is done with untrusted content that looks like a prompt-injection attempt.
+    pub fn injection_policy(&self) -> &security::InjectionPolicy {
+        &self.config.injection
+    }
+
+    /// The egress gate the agent's tools go out through (routine pre-checks and deliveries use it too).
+    pub fn egress(&self) -> &Rc<Egress> {
+        &self.egress
     }
 
     /// Gives the agent long-term memory in `namespace`: the memory tools, and recall of relevant
@@ -160,6 +176,7 @@ impl Agent {
             _ => None,
         });
         let last_user = last_user.as_deref().unwrap_or("");
+        self.guard.refresh().await?;
         let mut system = context::system_prompt(&self.config, &self.skills, last_user);
         if let Some((memory, namespace)) = &self.memory {
             // Recall is best effort: a memory outage must not stop the conversation.
@@ -171,7 +188,6 @@ impl Agent {
         let mut tool_reports = Vec::new();
         let mut model = String::new();
         let mut iterations = 0;
-        let on_text = |text: &str| sink(TurnEvent::TextDelta { text: text.to_string() });
         loop {
             if iterations == self.config.max_iterations {
                 let reply = format!(
@@ -194,8 +210,18 @@ impl Agent {
                 max_tokens: self.config.max_output_tokens,
                 stream,
             };
-            let completion = self.llm.complete(&request, &on_text).await?;
-            let reply = completion.reply;
+            let redactor = RefCell::new(StreamRedactor::new(self.guard.scanner()));
+            let emit = |text: String| {
+                if !text.is_empty() {
+                    sink(TurnEvent::TextDelta { text });
+                }
+            };
+            let completion = self.llm.complete(&request, &|text| emit(redactor.borrow_mut().push(text))).await?;
+            emit(redactor.borrow_mut().finish());
+            let mut reply = completion.reply;
+            // The model's words leave through the transcript, the client and the next model call:
+            // credentials it repeats are redacted from all of them.
+            reply.text = self.guard.redact(&reply.text).text;
             model = completion.route.label();
             turn.usage += reply.usage;
             turn.cost_usd =
@@ -206,7 +232,12 @@ impl Agent {
                 model: model.clone(),
             });
 
-            let assistant = Message::Assistant { content: reply.text.clone(), tool_calls: reply.tool_calls.clone() };
+            let stored_calls = reply
+                .tool_calls
+                .iter()
+                .map(|call| ToolCall { arguments: self.guard.redact(&call.arguments).text, ..call.clone() })
+                .collect();
+            let assistant = Message::Assistant { content: reply.text.clone(), tool_calls: stored_calls };
             store.append(&turn.id, &assistant, self.ports.clock.now_ms()).await?;
             history.push(assistant);
             if reply.tool_calls.is_empty() {
@@ -217,10 +248,11 @@ impl Agent {
                 sink(TurnEvent::ToolCallStarted {
                     id: call.id.clone(),
                     name: call.name.clone(),
-                    arguments: call.arguments_object(),
+                    arguments: self.redacted_arguments(call),
                 });
             }
             let reports = join_all(reply.tool_calls.iter().map(|call| self.run_tool(call, sink))).await;
+            self.guard.audit().flush().await.map_err(Error::Audit)?;
             for report in reports {
                 let result = Message::Tool {
                     tool_call_id: report.id.clone(),
@@ -236,10 +268,14 @@ impl Agent {
     }
 
     /// Runs one tool call; every failure becomes an error result for the model, never a failed turn.
+    /// Output from outside is screened for prompt injection and fenced; every output is cleared of
+    /// credentials; the call is audited.
     async fn run_tool(&self, call: &ToolCall, sink: &dyn Fn(TurnEvent)) -> ToolCallReport {
         let started = self.ports.clock.now_ms();
         let timeout = self.config.tool_timeout_ms;
-        let result = match (serde_json::from_str::<Value>(&call.arguments), self.tools.get(&call.name)) {
+        let tool = self.tools.get(&call.name);
+        let arguments = serde_json::from_str::<Value>(&call.arguments);
+        let result = match (&arguments, tool) {
             (_, None) => Err(ToolError::new(format!(
                 "unknown tool `{}`; available tools: {}",
                 call.name,
@@ -248,26 +284,82 @@ impl Agent {
             (Err(e), Some(_)) => Err(ToolError::new(format!("the arguments are not valid JSON: {e}"))),
             (Ok(arguments), Some(tool)) => self
                 .ports
-                .with_timeout(timeout, tool.execute(arguments))
+                .with_timeout(timeout, tool.execute(arguments.clone()))
                 .await
                 .unwrap_or_else(|| Err(ToolError::new(format!("timed out after {timeout} ms")))),
         };
-        let (mut output, is_error) = match result {
-            Ok(output) => (output, false),
-            Err(error) => (format!("error: {error}"), true),
+        let mut screening = Value::Null;
+        let (mut output, mut is_error) = match result {
+            Ok(mut output) => {
+                tools::truncate_text(&mut output, MAX_TOOL_OUTPUT_BYTES, "\n[output truncated]");
+                if let Some(source) = tool.and_then(|tool| tool.provenance()) {
+                    let label = arguments.as_ref().ok().and_then(|a| a.get("url")?.as_str()).unwrap_or(&call.name);
+                    let screened = security::screen(&self.config.injection, source, label, &output);
+                    if let Some(action) = screened.action {
+                        screening = json!({"action": action, "severity": screened.detection.severity, "signals": screened.detection.signals});
+                    }
+                    output = screened.text;
+                }
+                (output, false)
+            }
+            Err(error) => {
+                let mut output = format!("error: {error}");
+                tools::truncate_text(&mut output, MAX_TOOL_OUTPUT_BYTES, "\n[output truncated]");
+                (output, true)
+            }
         };
-        tools::truncate_text(&mut output, MAX_TOOL_OUTPUT_BYTES, "\n[output truncated]");
+        let redacted = self.guard.redact(&output);
+        if redacted.blocked {
+            let rules: Vec<&str> = redacted.findings.iter().map(|f| f.rule.as_str()).collect();
+            output = format!("error: the output was withheld: it contains a credential ({})", rules.join(", "));
+            is_error = true;
+        } else {
+            output = redacted.text;
+        }
         let report = ToolCallReport {
             id: call.id.clone(),
             name: call.name.clone(),
-            arguments: call.arguments_object(),
+            arguments: self.redacted_arguments(call),
             output,
             is_error,
             duration_ms: self.ports.clock.now_ms().saturating_sub(started),
         };
+        let mut detail = json!({"call_id": call.id, "arguments": report.arguments});
+        if !screening.is_null() {
+            detail["injection"] = screening;
+        }
+        if !redacted.findings.is_empty() {
+            detail["credentials_in_output"] = json!(redacted.findings.iter().map(|f| &f.rule).collect::<Vec<_>>());
+        }
+        let outcome = if is_error { first_line(&report.output) } else { format!("ok, {} bytes", report.output.len()) };
+        self.guard.audit().record(AuditEntry {
+            seq: 0,
+            at_ms: started,
+            principal: String::new(),
+            session: None,
+            kind: AuditKind::ToolCall,
+            tool: call.name.clone(),
+            detail,
+            decision: if tool.is_some() { Decision::Allowed } else { Decision::Blocked },
+            outcome,
+            duration_ms: report.duration_ms,
+        });
         sink(TurnEvent::ToolCallFinished(report.clone()));
         report
     }
+
+    /// A call's arguments as a JSON object, with any credential in them redacted.
+    fn redacted_arguments(&self, call: &ToolCall) -> Value {
+        let redacted = ToolCall { arguments: self.guard.redact(&call.arguments).text, ..call.clone() };
+        redacted.arguments_object()
+    }
+}
+
+/// The first line of a text, at most 300 bytes long.
+fn first_line(text: &str) -> String {
+    let mut line = text.lines().next().unwrap_or("").to_string();
+    tools::truncate_text(&mut line, 300, "…");
+    line
 }
 
 #[cfg(test)]

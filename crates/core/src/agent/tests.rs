@@ -16,7 +16,7 @@ fn agent(http: Rc<ScriptedHttp>, vars: &[(&str, &str)]) -> Agent {
         .collect();
     all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_env(&|k| all.get(k).cloned()).unwrap();
-    Agent::new(config, ports(http).0).unwrap()
+    Agent::new(config, ports(http).0, Rc::new(Guard::default())).unwrap()
 }
 
 fn tool_call(calls: &[(&str, &str, serde_json::Value)]) -> Canned {

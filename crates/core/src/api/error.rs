@@ -58,6 +58,8 @@ impl From<Error> for ApiError {
             Error::Llm(LlmError::StreamBroken(_)) => Self::new(502, "llm_stream_broken", message),
             Error::Llm(_) => Self::new(502, "llm_unavailable", message),
             Error::Memory(error) => error.into(),
+            Error::Secret(error) => error.into(),
+            Error::Audit(_) => Self::new(503, "audit_unavailable", message),
         }
     }
 }

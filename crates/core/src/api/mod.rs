@@ -10,6 +10,7 @@ mod turn;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::security::{AuditQuery, MAX_AUDIT_PAGE};
 use crate::session::{SessionId, Transcript};
 
 pub use error::ApiError;
@@ -52,6 +53,8 @@ pub enum Route {
     Hook(String),
     /// `/api/secrets…`
     Secrets(SecretOp),
+    /// `GET /api/audit`: the principal's audit log, newest first.
+    Audit,
 }
 
 /// What is asked of the principal's secrets.
@@ -147,6 +150,7 @@ impl Route {
                     _ => None,
                 },
             ),
+            ["api", "audit"] => (&["GET"], (method == "GET").then_some(Route::Audit)),
             ["hooks", name] => (&["POST"], (method == "POST").then(|| Route::Hook(name.to_string()))),
             _ => return Err(not_found(path)),
         };
@@ -182,6 +186,27 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     }
     serde_json::from_value(value)
         .map_err(|e| ApiError::new(400, "invalid_request", format!("unexpected request shape: {e}")))
+}
+
+/// Reads the query of `GET /api/audit`: `limit`, `before`, `kind` (`tool_call` or `egress`), `tool`,
+/// `session`; anything else, or a value of the wrong kind, is a 400.
+pub fn parse_audit_query(query: Option<&str>) -> Result<AuditQuery, ApiError> {
+    let mut fields = serde_json::Map::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let value = match key.as_ref() {
+            "limit" | "before" => value.parse::<u64>().map(Value::from).map_err(|_| {
+                ApiError::new(400, "invalid_request", format!("`{key}` must be a whole number, not `{value}`"))
+            })?,
+            _ => Value::String(value.into_owned()),
+        };
+        fields.insert(key.into_owned(), value);
+    }
+    let query: AuditQuery = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::new(400, "invalid_request", format!("bad audit query: {e}")))?;
+    if query.limit.is_some_and(|limit| limit == 0 || limit > MAX_AUDIT_PAGE) {
+        return Err(ApiError::new(400, "invalid_request", format!("`limit` must be from 1 to {MAX_AUDIT_PAGE}")));
+    }
+    Ok(query)
 }
 
 #[derive(Deserialize)]
@@ -281,6 +306,18 @@ mod tests {
         assert_eq!(parse_send_message(br#"["hi"]"#).unwrap_err().code, "invalid_request");
         let big = serde_json::to_vec(&json!({"content": "x".repeat(MAX_MESSAGE_BYTES + 1)})).unwrap();
         assert_eq!(parse_send_message(&big).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn audit_queries_are_parsed_and_checked() {
+        assert_eq!(Route::parse("GET", "/api/audit").unwrap(), Route::Audit);
+        assert_eq!(Route::parse("DELETE", "/api/audit").unwrap_err().status, 405);
+        let query = parse_audit_query(Some("limit=5&kind=egress&tool=http_fetch&before=9")).unwrap();
+        assert_eq!((query.limit, query.before, query.tool.as_deref()), (Some(5), Some(9), Some("http_fetch")));
+        assert_eq!(parse_audit_query(None).unwrap(), AuditQuery::default());
+        for bad in ["limit=x", "limit=0", "limit=501", "kind=delete", "color=red"] {
+            assert_eq!(parse_audit_query(Some(bad)).unwrap_err().code, "invalid_request", "{bad}");
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::ports::testing::{ports, Canned, ScriptedHttp};
+    use crate::security::Guard;
     use crate::session::InMemoryStore;
     use futures::executor::block_on;
     use serde_json::json;
@@ -111,7 +112,7 @@ mod tests {
     fn agent(http: Rc<ScriptedHttp>) -> Agent {
         let vars = [("OPENAI_API_KEY", "k"), ("EDGECLAW_LLM_MAX_RETRIES", "0")];
         let config = Config::from_env(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
-        Agent::new(config, ports(http).0).unwrap()
+        Agent::new(config, ports(http).0, Rc::new(Guard::default())).unwrap()
     }
 
     fn frames(format: ReplyFormat, response: Canned) -> Vec<String> {

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::trigger::build_regex;
-use crate::tools::{HttpFetch, Tool};
+use crate::ports::HttpRequest;
+use crate::security::Egress;
+use crate::tools::HTTP_FETCH;
 
 /// A test made before a routine's turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +32,7 @@ pub enum Precheck {
 pub enum Verdict {
     /// Run the turn; the page goes to the model as external data.
     Run {
-        /// The fetched page (status line and text).
+        /// The fetched page's text.
         page: String,
         /// Its fingerprint, for the next `changed` check.
         fingerprint: String,
@@ -62,10 +64,12 @@ impl Precheck {
         Ok(())
     }
 
-    /// Fetches the page through `fetch` (its egress rules apply) and decides; `last` is the fingerprint
-    /// the previous run saw.
-    pub async fn evaluate(&self, fetch: &HttpFetch, last: Option<&str>) -> Result<Verdict, String> {
-        let page = fetch.execute(serde_json::json!({ "url": self.url() })).await.map_err(|e| e.to_string())?;
+    /// Fetches the page through the egress gate (with `http_fetch`'s allowlist) and decides; `last` is
+    /// the fingerprint the previous run saw.
+    pub async fn evaluate(&self, egress: &Egress, last: Option<&str>) -> Result<Verdict, String> {
+        let request = HttpRequest { method: "GET".into(), url: self.url().into(), headers: vec![], body: vec![] };
+        let answer = egress.fetch_text(HTTP_FETCH, request, None).await.map_err(|e| e.to_string())?;
+        let page = answer.text;
         let fingerprint: String = Sha256::digest(page.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         let skip = match self {
             Precheck::Changed { .. } => (last == Some(fingerprint.as_str())).then_some("the page has not changed"),
@@ -85,18 +89,18 @@ impl Precheck {
 mod tests {
     use super::*;
     use crate::ports::testing::{ports, Canned, ScriptedHttp};
-    use crate::tools::FetchLimits;
+    use crate::security::{EgressPolicy, Guard};
     use futures::executor::block_on;
     use std::rc::Rc;
 
-    fn fetch(pages: &[&str]) -> HttpFetch {
+    fn fetch(pages: &[&str]) -> Egress {
         let http = Rc::new(ScriptedHttp::default());
         for page in pages {
             let mut canned = Canned::json(200, &serde_json::json!(page));
             canned.headers = vec![("content-type".into(), "text/plain".into())];
             http.responses.borrow_mut().push_back(Ok(canned));
         }
-        HttpFetch::new(ports(http).0, FetchLimits::default())
+        Egress::new(ports(http).0, EgressPolicy::default(), Rc::new(Guard::default()))
     }
 
     #[test]

@@ -445,16 +445,8 @@ impl LeakScanner {
     /// `text` with each `Redact` or `Block` finding replaced by `[REDACTED:<rule>]`.
     pub fn redact(&self, text: &str) -> Redacted {
         let findings = self.scan(text);
-        let mut redacted = String::with_capacity(text.len());
-        let mut copied = 0;
-        for finding in findings.iter().filter(|finding| finding.action >= LeakAction::Redact) {
-            redacted.push_str(&text[copied..finding.start]);
-            let _ = write!(redacted, "[REDACTED:{}]", finding.rule);
-            copied = finding.end;
-        }
-        redacted.push_str(&text[copied..]);
         let blocked = findings.iter().any(|finding| finding.action == LeakAction::Block);
-        Redacted { text: redacted, findings, blocked }
+        Redacted { text: splice(text, &findings), findings, blocked }
     }
 
     /// Whether an outbound request may be sent: scans the URL (also percent-decoded), each header as
@@ -511,6 +503,20 @@ impl fmt::Debug for LeakScanner {
             .field("secret_action", &self.secret_action)
             .finish()
     }
+}
+
+/// `text` with each `Redact` or `Block` finding among `findings` (sorted, within the text) replaced by
+/// `[REDACTED:<rule>]`.
+pub(super) fn splice(text: &str, findings: &[Finding]) -> String {
+    let mut redacted = String::with_capacity(text.len());
+    let mut copied = 0;
+    for finding in findings.iter().filter(|finding| finding.action >= LeakAction::Redact) {
+        redacted.push_str(&text[copied..finding.start]);
+        let _ = write!(redacted, "[REDACTED:{}]", finding.rule);
+        copied = finding.end;
+    }
+    redacted.push_str(&text[copied..]);
+    redacted
 }
 
 /// A finding before merging, with its rank among findings of equal action (lower wins).

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{SealedSecret, SecretValue, Vault, VaultError};
+use super::{HostPattern, SealedSecret, SecretValue, Vault, VaultError};
 use crate::ports::Clock;
 
 /// Hosts one secret may list.
@@ -44,7 +44,7 @@ pub struct SecretMeta {
     /// Its name.
     pub name: String,
     /// Hosts it may be sent to: exact names or `*.` and a domain.
-    pub hosts: Vec<String>,
+    pub hosts: Vec<HostPattern>,
     /// How it is put into a request.
     pub inject: Injection,
     /// First stored (unix ms).
@@ -86,6 +86,16 @@ pub trait SecretStore {
     async fn put(&self, record: &SecretRecord) -> Result<(), String>;
     /// Deletes a record; false if there was none.
     async fn delete(&self, name: &str) -> Result<bool, String>;
+}
+
+/// Where the egress gate and the leak scanner get an owner's secret values. Values never go anywhere
+/// else: not to the model, the transcript, the audit log or an error message.
+#[async_trait(?Send)]
+pub trait Credentials {
+    /// One secret's metadata and value.
+    async fn reveal(&self, name: &str) -> Result<(SecretMeta, SecretValue), SecretError>;
+    /// Every secret's name and value, for exact-match leak scanning.
+    async fn values(&self) -> Result<Vec<(String, SecretValue)>, SecretError>;
 }
 
 /// Why a secrets operation failed. Messages never contain a value.
@@ -163,7 +173,7 @@ impl Secrets {
 
     /// Stores (or replaces) a secret and returns its metadata.
     pub async fn set(&self, name: &str, new: NewSecret) -> Result<SecretMeta, SecretError> {
-        validate_hosts(&new.hosts)?;
+        let hosts = parse_hosts(&new.hosts)?;
         validate_injection(&new.inject)?;
         let existing = self.store.get(name).await.map_err(SecretError::Store)?;
         if existing.is_none() && self.store.list().await.map_err(SecretError::Store)?.len() >= MAX_SECRETS_PER_OWNER {
@@ -173,7 +183,7 @@ impl Secrets {
         let now = self.clock.now_ms() as i64;
         let meta = SecretMeta {
             name: name.to_string(),
-            hosts: new.hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            hosts,
             inject: new.inject,
             created_at: existing.map_or(now, |e| e.meta.created_at),
             updated_at: now,
@@ -195,42 +205,39 @@ impl Secrets {
         }
     }
 
-    /// A secret's metadata and value, for the egress gate to inject — never for the model.
-    pub async fn reveal(&self, name: &str) -> Result<(SecretMeta, SecretValue), SecretError> {
-        let record = self.store.get(name).await.map_err(SecretError::Store)?;
-        let record = record.ok_or_else(|| SecretError::NotFound(name.to_string()))?;
+    /// Opens a record with the key that sealed it (the current one, or the previous during a rotation).
+    fn open(&self, record: &SecretRecord) -> Result<SecretValue, SecretError> {
         let vault = match &self.previous {
             Some(previous) if previous.key_id() == record.sealed.key_id => previous,
             _ => &self.vault,
         };
-        let value = vault.open(&self.owner, name, &record.sealed)?;
+        Ok(vault.open(&self.owner, &record.meta.name, &record.sealed)?)
+    }
+}
+
+#[async_trait(?Send)]
+impl Credentials for Secrets {
+    async fn reveal(&self, name: &str) -> Result<(SecretMeta, SecretValue), SecretError> {
+        let record = self.store.get(name).await.map_err(SecretError::Store)?;
+        let record = record.ok_or_else(|| SecretError::NotFound(name.to_string()))?;
+        let value = self.open(&record)?;
         Ok((record.meta, value))
+    }
+
+    /// Records that cannot be opened (sealed under an unknown key) are left out: they cannot be
+    /// injected either, so there is nothing of theirs to catch.
+    async fn values(&self) -> Result<Vec<(String, SecretValue)>, SecretError> {
+        let records = self.store.list().await.map_err(SecretError::Store)?;
+        Ok(records.iter().filter_map(|r| Some((r.meta.name.clone(), self.open(r).ok()?))).collect())
     }
 }
 
 /// Hosts are DNS names, or `*.` and a domain of at least two labels.
-fn validate_hosts(hosts: &[String]) -> Result<(), SecretError> {
+fn parse_hosts(hosts: &[String]) -> Result<Vec<HostPattern>, SecretError> {
     if hosts.is_empty() || hosts.len() > MAX_HOSTS {
         return Err(SecretError::Invalid(format!("hosts must list 1 to {MAX_HOSTS} hosts the secret may be sent to")));
     }
-    for host in hosts {
-        let host = host.trim().to_ascii_lowercase();
-        let name = host.strip_prefix("*.").unwrap_or(&host);
-        let labels_ok = name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-        let wildcard_ok = !host.starts_with("*.") || name.contains('.');
-        if name.is_empty() || name.len() > 253 || !labels_ok || !wildcard_ok {
-            return Err(SecretError::Invalid(format!(
-                "`{host}` is not a host name (use e.g. `api.example.com` or `*.example.com`)"
-            )));
-        }
-    }
-    Ok(())
+    hosts.iter().map(|host| HostPattern::parse(host, false).map_err(SecretError::Invalid)).collect()
 }
 
 fn validate_injection(inject: &Injection) -> Result<(), SecretError> {
@@ -325,7 +332,7 @@ mod tests {
     fn values_are_stored_sealed_and_listed_without_them() {
         let (s, store) = secrets();
         let meta = block_on(s.set("GITHUB_TOKEN", new("ghp-value-123456", &["API.github.com"]))).unwrap();
-        assert_eq!(meta.hosts, ["api.github.com"]);
+        assert_eq!(meta.hosts, [HostPattern::parse("api.github.com", false).unwrap()]);
         let stored = serde_json::to_string(&*store.0.borrow()).unwrap();
         assert!(!stored.contains("ghp-value-123456"), "the store holds ciphertext only");
         let listed = serde_json::to_string(&block_on(s.list()).unwrap()).unwrap();

@@ -115,6 +115,13 @@ impl SecretValue {
     }
 }
 
+impl From<String> for SecretValue {
+    /// Wraps a plaintext value (as it arrives from the API before sealing, or in tests).
+    fn from(text: String) -> Self {
+        SecretValue(Zeroizing::new(text))
+    }
+}
+
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[secret]")

@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use crate::llm::ToolSpec;
 use crate::ports::Ports;
+use crate::security::{Egress, Source};
 
 pub use calculator::Calculator;
 pub use current_time::CurrentTime;
-pub use http_fetch::{FetchLimits, HttpFetch};
+pub use http_fetch::{HttpFetch, HTTP_FETCH};
 
 /// Why a tool call failed. The message goes back to the model as the tool's result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +42,11 @@ pub trait Tool {
     fn parameters(&self) -> Value;
     /// Runs the tool; the text returned is what the model sees.
     async fn execute(&self, arguments: Value) -> Result<String, ToolError>;
+    /// Where the tool's output comes from when it is not the tool's own: such output is screened for
+    /// prompt injection and fenced as untrusted before the model sees it.
+    fn provenance(&self) -> Option<Source> {
+        None
+    }
 }
 
 /// The tools available to one agent.
@@ -50,12 +56,12 @@ pub struct ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The built-in tools over these ports.
-    pub fn builtin(ports: &Ports, fetch_limits: FetchLimits) -> Self {
+    /// The built-in tools over these ports; the ones that go out do so through `egress`.
+    pub fn builtin(ports: &Ports, egress: Rc<Egress>) -> Self {
         let mut registry = Self::default();
         registry.register(Rc::new(Calculator));
         registry.register(Rc::new(CurrentTime::new(ports.clock.clone())));
-        registry.register(Rc::new(HttpFetch::new(ports.clone(), fetch_limits)));
+        registry.register(Rc::new(HttpFetch::new(egress)));
         registry
     }
 
