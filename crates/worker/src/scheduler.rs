@@ -12,6 +12,7 @@ use edgeclaw_core::routine::{
     Dispatcher, HookAuth, Routine, RoutineRun, RoutineSpec, RoutineStore, Routines, RunCause, RunOutcome, RunRecord,
     RunStatus,
 };
+use edgeclaw_core::security::InjectionPolicy;
 use edgeclaw_core::tools::schedule::RoutineClient;
 use edgeclaw_core::Error;
 use serde::de::DeserializeOwned;
@@ -126,13 +127,22 @@ impl RoutineClient for SchedulerClient {
 pub struct Scheduler {
     state: State,
     env: Env,
+    /// The injection policy for webhook payloads, read from the configuration once per instance.
+    injection: std::cell::Cell<Option<InjectionPolicy>>,
 }
 
 impl Scheduler {
     fn book(&self) -> std::result::Result<Routines, ApiError> {
         let store = SqliteRoutineStore::open(self.state.storage().sql()).map_err(store_error)?;
         let dispatcher = SessionDispatcher { env: self.env.clone() };
-        let injection = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?.injection;
+        let injection = match self.injection.get() {
+            Some(policy) => policy,
+            None => {
+                let policy = config::load(&self.env).map_err(|e| ApiError::from(Error::Config(e)))?.injection;
+                self.injection.set(Some(policy));
+                policy
+            }
+        };
         Ok(Routines::new(Rc::new(store), Rc::new(dispatcher), ports::ports()).with_injection_policy(injection))
     }
 
@@ -185,7 +195,7 @@ impl Scheduler {
 
 impl DurableObject for Scheduler {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env }
+        Self { state, env, injection: std::cell::Cell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
