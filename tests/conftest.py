@@ -17,7 +17,7 @@ from harness.api import ALICE_TOKEN, BOB_TOKEN, Api  # noqa: E402
 from harness.llm_server import ScriptedLLM  # noqa: E402
 from harness.worker import WorkerProcess  # noqa: E402
 
-pytest_plugins = ["harness.pg_fixture"]
+pytest_plugins = ["harness.pg_fixture", "harness.capture"]
 
 PRIMARY_MODEL = "openai:gpt-4o-mini"
 FALLBACK_MODELS = ("anthropic:claude-3-5-haiku-latest", "gemini:gemini-2.0-flash")

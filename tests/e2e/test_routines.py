@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -10,7 +9,6 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 
 import httpx
@@ -18,7 +16,8 @@ import pytest
 
 from harness import expect
 from harness.api import Api
-from harness.llm_server import ScriptedLLM
+from harness.capture import Capture
+from harness.llm_server import ScriptedLLM, tool_call
 from harness.routines import owner_tokens, run_burst, tokens_var
 
 
@@ -141,48 +140,6 @@ def test_the_cron_handler_only_dispatches(worker, api: Api):
     assert resp.status_code == 200
 
 
-class Capture(ThreadingHTTPServer):
-    """A web server on 127.0.0.1: records JSON posts (callbacks) and serves ``page`` as text (pre-checks)."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        self.page = "price: 9.99"
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = outer.page.encode()
-                self.send_response(200)
-                self.send_header("content-type", "text/plain")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("content-length", "0"))
-                outer.posts.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/done"
-
-
-@pytest.fixture
-def capture():
-    server = Capture()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def test_run_now_delivers_the_result_to_a_callback(api: Api, capture: Capture, nonce: str):
     spec = routine(
         f"Report status #nonce {nonce}",
@@ -278,11 +235,6 @@ def test_loops_expire_after_three_days_by_default(api: Api):
     r = create(api, routine("Loop", {"kind": "every", "every_ms": 600_000}))["routine"]
     lifetime = r["spec"]["limits"]["expires_at"] - r["created_at"]
     assert lifetime == 3 * 24 * 3600 * 1000
-
-
-def tool_call(name: str, args: dict, nonce: str) -> str:
-    encoded = base64.urlsafe_b64encode(json.dumps(args).encode()).decode()
-    return f"#script tool #call {name} #args64 {encoded} #nonce {nonce}"
 
 
 def test_the_agent_schedules_lists_and_cancels_routines_in_its_conversation(api: Api, sid: str, nonce: str):

@@ -8,7 +8,7 @@ import httpx
 
 from .api import SseResult
 
-TURN_STATUSES = ("completed", "limit_reached")
+TURN_STATUSES = ("completed", "limit_reached", "awaiting_approval")
 
 
 def _is_int(value: Any) -> bool:

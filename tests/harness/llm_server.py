@@ -467,6 +467,12 @@ for _name in FAILURE_SCRIPTS:
     SCRIPTS[_name] = _script_echo
 
 
+def tool_call(name: str, args: dict, nonce: str) -> str:
+    """The directives that make the model call tool ``name`` with ``args`` (then report its result)."""
+    encoded = base64.urlsafe_b64encode(json.dumps(args).encode()).decode()
+    return f"#script tool #call {name} #args64 {encoded} #nonce {nonce}"
+
+
 def run_script(ctx: Context) -> Reply:
     fn = SCRIPTS.get(ctx.script)
     if fn is None:

@@ -7,7 +7,7 @@ use crate::llm::route::Routes;
 use crate::llm::ModelRoute;
 use crate::llm::{RetryPolicy, Wire};
 use crate::memory::{ChunkOptions, EmbeddingRoute, MemoryOptions};
-use crate::security::{EgressPolicy, InjectionPolicy, MasterKey};
+use crate::security::{ApprovalPolicy, EgressPolicy, InjectionPolicy, MasterKey, MAX_APPROVAL_TIMEOUT_MS};
 
 /// A configuration variable has an unusable value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +52,8 @@ pub struct Config {
     pub egress: EgressPolicy,
     /// What is done with untrusted content that looks like a prompt-injection attempt, per source.
     pub injection: InjectionPolicy,
+    /// Which tool calls run, wait for the owner's approval, or are refused (`EDGECLAW_APPROVALS`).
+    pub approvals: ApprovalPolicy,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Replaces the built-in system prompt when set.
@@ -125,6 +127,9 @@ impl Config {
         };
         let injection = InjectionPolicy::parse(get("EDGECLAW_INJECTION_POLICY").as_deref().unwrap_or(""))
             .map_err(|e| ConfigError::invalid("EDGECLAW_INJECTION_POLICY", e))?;
+        let approval_timeout = number("EDGECLAW_APPROVAL_TIMEOUT_MS", 15 * 60 * 1000, 1_000, MAX_APPROVAL_TIMEOUT_MS)?;
+        let approvals = ApprovalPolicy::parse(get("EDGECLAW_APPROVALS").as_deref().unwrap_or(""), approval_timeout)
+            .map_err(|e| ConfigError::invalid("EDGECLAW_APPROVALS", e))?;
 
         let embedding = match get("EDGECLAW_EMBEDDING_MODEL") {
             None => None,
@@ -196,6 +201,7 @@ impl Config {
             tool_timeout_ms: number("EDGECLAW_TOOL_TIMEOUT_MS", 30_000, 100, 300_000)?,
             egress,
             injection,
+            approvals,
             max_body_bytes: number("EDGECLAW_MAX_BODY_BYTES", 1024 * 1024, 1_024, 32 * 1024 * 1024)? as usize,
             system_prompt: get("EDGECLAW_SYSTEM_PROMPT"),
             embedding,
@@ -297,6 +303,8 @@ mod tests {
             ("EDGECLAW_EGRESS_ALLOW", "http_fetch=not a host"),
             ("EDGECLAW_EGRESS_ALLOW_HTTP", "yes"),
             ("EDGECLAW_INJECTION_POLICY", "web=ignore"),
+            ("EDGECLAW_APPROVALS", "[{\"effect\": \"perhaps\"}]"),
+            ("EDGECLAW_APPROVAL_TIMEOUT_MS", "10"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

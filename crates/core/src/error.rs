@@ -26,6 +26,18 @@ pub enum Error {
     /// The session store failed.
     #[error("session storage failed: {0}")]
     Store(String),
+    /// The session's last turn waits for the owner's approval: nothing else runs until it is answered.
+    #[error("the last turn is waiting for approval of a tool call; approve or deny it first")]
+    AwaitingApproval,
+    /// The paused turn was asked to go on, but the last turn is not paused.
+    #[error("the last turn is not waiting for approval")]
+    NotPaused,
+    /// No approval request with this id waits in the session.
+    #[error("no approval request `{0}` in this session")]
+    ApprovalNotFound(String),
+    /// The approval request was already answered (or expired).
+    #[error("approval request `{0}` was already {1}")]
+    ApprovalDecided(String, &'static str),
     /// A retry was asked for but the last turn did not fail.
     #[error("the last turn did not fail; there is nothing to retry")]
     NothingToRetry,

@@ -91,6 +91,12 @@ async fn serve(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, A
         }
         Route::Retry(id) => ask(&id, SessionCommand::Retry { stream, format: native }).await,
         Route::History(id) => ask(&id, SessionCommand::History).await,
+        Route::Approvals(id) => ask(&id, SessionCommand::Approvals).await,
+        Route::DecideApproval(id, approval) => {
+            let answer = api::parse_approval_answer(&body)?;
+            let approve = answer.decision == api::ApprovalDecision::Approve;
+            ask(&id, SessionCommand::Decide { id: approval, approve, stream: stream || answer.stream }).await
+        }
         Route::DeleteSession(id) => ask(&id, SessionCommand::Delete).await,
         Route::Models => http::json(200, &openai_compat::models(&config.routes.usable)).map_err(http::internal),
         Route::Memory { namespace, op } => {

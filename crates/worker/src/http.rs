@@ -25,6 +25,11 @@ pub fn sse(frames: impl Stream<Item = String> + 'static) -> Result<Response> {
         .with_headers(headers))
 }
 
+/// Whether a response is a server-sent event stream.
+pub fn is_sse(headers: &Headers) -> bool {
+    headers.get("content-type").ok().flatten().is_some_and(|kind| kind.starts_with("text/event-stream"))
+}
+
 /// Whether the client asked for a server-sent event stream.
 pub fn wants_sse(headers: &Headers) -> bool {
     headers.get("accept").ok().flatten().is_some_and(|accept| accept.contains("text/event-stream"))

@@ -1,5 +1,6 @@
 //! The `Session` Durable Object: one per session key. It owns the transcript (SQLite), runs that
-//! session's turns strictly one at a time, and streams them to the caller.
+//! session's turns strictly one at a time, streams them to the caller, and keeps a paused turn's
+//! approval requests (its alarm expires the unanswered ones and resumes the turn).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use edgeclaw_core::session::{SessionId, SessionStore, TurnQueue, TurnStatus};
 use edgeclaw_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, Storage};
 
 use crate::scheduler::{self, SchedulerClient, SchedulerCommand};
 use crate::{config, guard, http, memory_object, ports};
@@ -59,6 +60,17 @@ pub enum SessionCommand {
     },
     /// Return the transcript.
     History,
+    /// Return the paused turn's approval requests.
+    Approvals,
+    /// Answer an approval request; the last answer resumes the turn.
+    Decide {
+        /// The request.
+        id: String,
+        /// Approve (or deny).
+        approve: bool,
+        /// Stream the resumed turn as SSE.
+        stream: bool,
+    },
     /// Delete the transcript.
     Delete,
     /// Run a routine's turn (accepted durably at once, run from the object's alarm).
@@ -95,6 +107,17 @@ struct RoutineRunRow {
 /// How long a session waits before reporting a routine outcome the scheduler did not take.
 const REPORT_RETRY_MS: i64 = 30_000;
 
+/// Storage key of the session's owner and name, for work started by the alarm (no request to read
+/// them from).
+const OWNER_KEY: &str = "owner";
+
+/// Who owns this session object, and its name.
+#[derive(Serialize, Deserialize)]
+struct Owner {
+    principal: Principal,
+    session: SessionId,
+}
+
 /// What a live session object builds on first use: the agent and its transcript store.
 struct Runtime {
     agent: Agent,
@@ -128,6 +151,12 @@ impl Session {
             .with_memory(memory.memory.clone(), namespace)
             .with_routines(routines, session.clone());
         let store = crate::store::SqliteStore::open(self.state.storage().sql())?;
+        let owner = Owner { principal: principal.clone(), session: session.clone() };
+        self.state
+            .storage()
+            .put(OWNER_KEY, &owner)
+            .await
+            .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
         let runtime = Rc::new(Runtime { agent, store, memory });
         *self.runtime.borrow_mut() = Some(runtime.clone());
         Ok(runtime)
@@ -149,8 +178,8 @@ impl Session {
 
     /// Runs the accepted routine runs in order and reports each to the scheduler. A run found already
     /// started was cut off by a restart: it is reported failed, not run again. An outcome the scheduler
-    /// could not take is kept and reported again later.
-    async fn run_routines(&self) -> Result<()> {
+    /// could not take is kept and reported again later: the answer says whether one is.
+    async fn run_routines(&self) -> Result<bool> {
         let sql = self.state.storage().sql();
         sql.exec(ROUTINE_RUNS_SCHEMA, None)?;
         let rows: Vec<RoutineRunRow> =
@@ -187,10 +216,53 @@ impl Session {
                 }
             }
         }
-        if unreported {
-            self.state.storage().set_alarm(REPORT_RETRY_MS).await?;
+        Ok(unreported)
+    }
+
+    /// Expires the approval requests whose time is up and resumes the paused turn once nothing is left
+    /// to answer; returns when the next request expires.
+    async fn expire_approvals(&self) -> Result<Option<u64>> {
+        let Some(owner) = self.state.storage().get::<Owner>(OWNER_KEY).await? else { return Ok(None) };
+        let runtime =
+            self.runtime(&owner.principal, &owner.session).await.map_err(|e| worker::Error::RustError(e.message))?;
+        let _slot = self.queue.acquire().await;
+        let mut state = runtime.agent.expire_approvals(&runtime.store).await.map_err(to_worker)?;
+        if state.ready {
+            if let Err(error) = runtime.agent.run_turn(&runtime.store, TurnInput::Resume, false, &|_| {}).await {
+                worker::console_error!("the paused turn could not go on after its approvals expired: {error}");
+            }
+            runtime.memory.release().await;
+            state = runtime.agent.expire_approvals(&runtime.store).await.map_err(to_worker)?;
         }
-        Ok(())
+        Ok(state.next_deadline)
+    }
+
+    /// Answers an approval request; when it was the last one the turn waited for, the turn goes on and
+    /// its outcome is the response (streamed if asked).
+    async fn decide(&self, runtime: Rc<Runtime>, id: &str, approve: bool, stream: bool) -> Result<Response> {
+        let decided = {
+            let _slot = self.queue.acquire().await;
+            runtime.agent.decide_approval(&runtime.store, id, approve).await
+        };
+        let (approval, state) = match decided {
+            Ok(decided) => decided,
+            Err(error) => return http::error(&error.into()),
+        };
+        if !state.ready {
+            return http::json(200, &api::approval_decided(&approval, None));
+        }
+        if stream {
+            return self.turn(runtime, TurnInput::Resume, true, ReplyFormat::Native).await;
+        }
+        let _slot = self.queue.acquire().await;
+        let result = runtime.agent.run_turn(&runtime.store, TurnInput::Resume, false, &|_| {}).await;
+        arm_for_approvals(&self.state.storage(), &runtime).await;
+        match result {
+            Ok(report) => {
+                http::json(200, &api::approval_decided(&approval, Some(ReplyFormat::Native.report_json(&report))))
+            }
+            Err(error) => http::error(&error.into()),
+        }
     }
 
     /// One routine turn, after its pre-check and within its time and token limits, and its delivery.
@@ -275,6 +347,7 @@ impl Session {
         if stream {
             let (tx, rx) = futures::channel::mpsc::unbounded::<String>();
             let queue = self.queue.clone();
+            let storage = self.state.storage();
             wasm_bindgen_futures::spawn_local(async move {
                 let _slot = queue.acquire().await;
                 run_turn_streaming(&runtime.agent, &runtime.store, input, format, &|frame| {
@@ -282,17 +355,47 @@ impl Session {
                     let _ = tx.unbounded_send(frame);
                 })
                 .await;
+                arm_for_approvals(&storage, &runtime).await;
                 // before `tx` drops and ends the response, while the request is still alive
                 runtime.memory.release().await;
             });
             return http::sse(rx);
         }
         let _slot = self.queue.acquire().await;
-        match runtime.agent.run_turn(&runtime.store, input, false, &|_| {}).await {
+        let result = runtime.agent.run_turn(&runtime.store, input, false, &|_| {}).await;
+        arm_for_approvals(&self.state.storage(), &runtime).await;
+        match result {
             Ok(report) => http::json(200, &format.report_json(&report)),
             Err(error) => http::error(&error.into()),
         }
     }
+}
+
+/// Sets the object's alarm for the next approval request's expiry, unless it is set earlier already.
+async fn arm_for_approvals(storage: &Storage, runtime: &Runtime) {
+    let armed = async {
+        let Some(deadline) = runtime.agent.expire_approvals(&runtime.store).await.map_err(to_worker)?.next_deadline
+        else {
+            return Ok(());
+        };
+        arm_at(storage, deadline).await
+    };
+    if let Err(error) = armed.await {
+        worker::console_error!("the approval expiry alarm could not be set: {error}");
+    }
+}
+
+/// Sets the alarm for `at` (ms since the epoch) unless it is set to go off sooner.
+async fn arm_at(storage: &Storage, at: u64) -> Result<()> {
+    if storage.get_alarm().await?.is_some_and(|current| current as u64 <= at) {
+        return Ok(());
+    }
+    let now = worker::Date::now().as_millis();
+    storage.set_alarm(at.saturating_sub(now) as i64).await
+}
+
+fn to_worker(error: Error) -> worker::Error {
+    worker::Error::RustError(error.to_string())
 }
 
 impl DurableObject for Session {
@@ -309,9 +412,6 @@ impl DurableObject for Session {
             Ok(runtime) => runtime,
             Err(error) => return http::error(&error),
         };
-        // A streamed turn releases memory's connection itself, when it ends; everything else here.
-        let streamed =
-            matches!(command, SessionCommand::Send { stream: true, .. } | SessionCommand::Retry { stream: true, .. });
         let response = match command {
             SessionCommand::Send { content, stream, format } => {
                 self.turn(runtime.clone(), TurnInput::Message(content), stream, format).await
@@ -323,6 +423,11 @@ impl DurableObject for Session {
                 Ok(transcript) => http::json(200, &api::history(&session, &transcript)),
                 Err(error) => http::error(&error.into()),
             },
+            SessionCommand::Approvals => match runtime.agent.approvals(&runtime.store).await {
+                Ok(approvals) => http::json(200, &json!({"session_id": session, "approvals": approvals})),
+                Err(error) => http::error(&error.into()),
+            },
+            SessionCommand::Decide { id, approve, stream } => self.decide(runtime.clone(), &id, approve, stream).await,
             SessionCommand::Routine(run) => self.accept_routine(*run).await,
             SessionCommand::Delete => {
                 let _slot = self.queue.acquire().await;
@@ -332,6 +437,8 @@ impl DurableObject for Session {
                 }
             }
         };
+        // A streamed turn releases memory's connection itself, when it ends; everything else here.
+        let streamed = response.as_ref().is_ok_and(|r| http::is_sse(r.headers()));
         if !streamed {
             runtime.memory.release().await;
         }
@@ -339,7 +446,13 @@ impl DurableObject for Session {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        self.run_routines().await?;
+        let unreported = self.run_routines().await?;
+        let next_expiry = self.expire_approvals().await?;
+        let now = worker::Date::now().as_millis();
+        let retry = unreported.then_some(now + REPORT_RETRY_MS as u64);
+        if let Some(at) = [retry, next_expiry].into_iter().flatten().min() {
+            arm_at(&self.state.storage(), at).await?;
+        }
         http::json(200, &json!({"ok": true}))
     }
 }

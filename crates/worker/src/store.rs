@@ -1,7 +1,9 @@
-//! The session transcript in the Durable Object's SQLite storage: one row per message, one per turn.
+//! The session transcript in the Durable Object's SQLite storage: one row per message, one per turn,
+//! one per approval request of the paused turn.
 
 use async_trait::async_trait;
 use edgeclaw_core::llm::{Message, Usage};
+use edgeclaw_core::security::ApprovalRequest;
 use edgeclaw_core::session::{SessionStore, StoredMessage, Transcript, TurnRecord, TurnStatus};
 use edgeclaw_core::{Error, Result};
 use serde::Deserialize;
@@ -23,6 +25,10 @@ CREATE TABLE IF NOT EXISTS messages (
     turn_id TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );";
 
 /// A [`SessionStore`] over Durable Object SQLite.
@@ -40,6 +46,11 @@ struct TurnRow {
     input_tokens: f64,
     output_tokens: f64,
     cost_usd: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct BodyRow {
+    body: String,
 }
 
 #[derive(Deserialize)]
@@ -160,9 +171,31 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    async fn save_approvals(&self, requests: &[ApprovalRequest]) -> Result<()> {
+        for request in requests {
+            let body = serde_json::to_string(request).map_err(store_error)?;
+            self.exec(
+                "INSERT INTO approvals (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                vec![request.approval.id.as_str().into(), body.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn approvals(&self) -> Result<Vec<ApprovalRequest>> {
+        let rows: Vec<BodyRow> =
+            self.exec("SELECT body FROM approvals ORDER BY rowid", vec![])?.to_array().map_err(store_error)?;
+        rows.iter().map(|row| serde_json::from_str(&row.body).map_err(store_error)).collect()
+    }
+
+    async fn clear_approvals(&self) -> Result<()> {
+        self.exec("DELETE FROM approvals", vec![])?;
+        Ok(())
+    }
+
     async fn clear(&self) -> Result<()> {
         self.exec("DELETE FROM messages", vec![])?;
         self.exec("DELETE FROM turns", vec![])?;
-        Ok(())
+        self.clear_approvals().await
     }
 }

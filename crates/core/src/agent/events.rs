@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::llm::Usage;
+use crate::security::Approval;
 use crate::session::{TurnRecord, TurnStatus};
 
 /// The result of one tool call, as shown to clients.
@@ -48,6 +49,8 @@ pub enum TurnEvent {
     },
     /// A tool call finished.
     ToolCallFinished(ToolCallReport),
+    /// A tool call waits for the owner's approval; the turn pauses once the batch is done.
+    ApprovalRequired(Approval),
     /// Tokens used by one model call.
     Usage {
         /// Prompt tokens.
@@ -64,7 +67,7 @@ pub enum TurnEvent {
 pub struct TurnReport {
     /// Turn id.
     pub turn_id: String,
-    /// `completed` or `limit_reached`.
+    /// `completed`, `limit_reached` or `awaiting_approval`.
     pub status: TurnStatus,
     /// The final answer (or the limit notice).
     pub reply: String,
@@ -78,6 +81,9 @@ pub struct TurnReport {
     pub model: String,
     /// Model calls made.
     pub iterations: u32,
+    /// What the paused turn waits for (only when `awaiting_approval`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
 }
 
 impl TurnReport {
@@ -98,6 +104,7 @@ impl TurnReport {
             cost_usd: turn.cost_usd,
             model,
             iterations,
+            approvals: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The agent: one turn = assemble context, call the model, run the tools it asks for (concurrently),
 //! feed the results back, and repeat until a final answer or the iteration limit.
 
+mod approvals;
 mod context;
 mod events;
 
@@ -14,12 +15,13 @@ use crate::config::Config;
 use crate::llm::{pricing, LlmClient, Message, ModelRequest, ToolCall, Usage};
 use crate::memory::{Memory, Namespace};
 use crate::ports::Ports;
-use crate::security::{self, AuditEntry, AuditKind, Decision, Egress, Guard, StreamRedactor};
+use crate::security::{self, Approval, ApprovalRequest, Decision, Egress, Guard, InjectionAction, StreamRedactor};
 use crate::session::{SessionId, SessionStore, TurnRecord, TurnStatus};
 use crate::skills::SkillRegistry;
 use crate::tools::{self, ToolError, ToolRegistry};
 use crate::{Error, Result};
 
+pub use approvals::ApprovalState;
 pub use events::{ToolCallReport, TurnEvent, TurnReport};
 
 /// Most messages loaded to build a turn's context (the token budget usually keeps far fewer).
@@ -34,6 +36,8 @@ pub enum TurnInput {
     Message(String),
     /// Run the last (failed) turn again from where it stopped.
     Retry,
+    /// Go on with the turn paused for approval, now that every request is answered.
+    Resume,
 }
 
 /// Everything one agent needs: configuration, model client, tools and skills over a set of ports.
@@ -114,7 +118,12 @@ impl Agent {
             stale.finished_at = Some(now);
             store.update_turn(stale).await?;
         }
+        let paused = last_turn.as_ref().is_some_and(|t| t.status == TurnStatus::AwaitingApproval);
+        if paused && input != TurnInput::Resume {
+            return Err(Error::AwaitingApproval);
+        }
         let mut history = store.recent_messages(HISTORY_MESSAGE_LIMIT).await?;
+        let mut answered = Vec::new();
         let mut turn = match input {
             TurnInput::Message(text) => {
                 let turn = TurnRecord {
@@ -140,14 +149,27 @@ impl Agent {
                 store.update_turn(&turn).await?;
                 turn
             }
+            TurnInput::Resume => {
+                let mut turn = last_turn.filter(|_| paused).ok_or(Error::NotPaused)?;
+                answered = store.approvals().await?;
+                if !approvals::ApprovalState::of(&answered).ready {
+                    return Err(Error::AwaitingApproval);
+                }
+                turn.status = TurnStatus::Running;
+                store.update_turn(&turn).await?;
+                turn
+            }
         };
         sink(TurnEvent::TurnStarted { turn_id: turn.id.clone() });
 
-        let result = self.turn_loop(store, &mut turn, &mut history, stream, sink, token_budget).await;
+        let result = self.turn_loop(store, &mut turn, &mut history, answered, stream, sink, token_budget).await;
         turn.finished_at = Some(self.ports.clock.now_ms());
         match result {
             Ok(mut report) => {
                 turn.status = report.status;
+                if turn.status == TurnStatus::AwaitingApproval {
+                    turn.finished_at = None;
+                }
                 store.update_turn(&turn).await?;
                 report.usage = turn.usage;
                 report.cost_usd = turn.cost_usd;
@@ -162,11 +184,14 @@ impl Agent {
         }
     }
 
+    /// The model–tools loop of a turn; a resumed turn first settles its `answered` approval requests.
+    #[allow(clippy::too_many_arguments)]
     async fn turn_loop(
         &self,
         store: &dyn SessionStore,
         turn: &mut TurnRecord,
         history: &mut Vec<Message>,
+        answered: Vec<ApprovalRequest>,
         stream: bool,
         sink: &dyn Fn(TurnEvent),
         token_budget: Option<u64>,
@@ -188,6 +213,13 @@ impl Agent {
         let mut tool_reports = Vec::new();
         let mut model = String::new();
         let mut iterations = 0;
+        if !answered.is_empty() {
+            let outcomes = join_all(answered.iter().map(|request| self.resolve(request, sink))).await;
+            let waiting = self.settle(store, turn, history, outcomes, &mut tool_reports, sink).await?;
+            if !waiting.is_empty() {
+                return Ok(awaiting(turn, waiting, tool_reports, model, iterations));
+            }
+        }
         loop {
             if iterations == self.config.max_iterations {
                 let reply = format!(
@@ -251,26 +283,19 @@ impl Agent {
                     arguments: self.redacted_arguments(call),
                 });
             }
-            let reports = join_all(reply.tool_calls.iter().map(|call| self.run_tool(call, sink))).await;
-            self.guard.audit().flush().await.map_err(Error::Audit)?;
-            for report in reports {
-                let result = Message::Tool {
-                    tool_call_id: report.id.clone(),
-                    name: report.name.clone(),
-                    content: report.output.clone(),
-                    is_error: report.is_error,
-                };
-                store.append(&turn.id, &result, self.ports.clock.now_ms()).await?;
-                history.push(result);
-                tool_reports.push(report);
+            let outcomes = join_all(reply.tool_calls.iter().map(|call| self.handle_call(&turn.id, call, sink))).await;
+            let waiting = self.settle(store, turn, history, outcomes, &mut tool_reports, sink).await?;
+            if !waiting.is_empty() {
+                return Ok(awaiting(turn, waiting, tool_reports, model, iterations));
             }
         }
     }
 
     /// Runs one tool call; every failure becomes an error result for the model, never a failed turn.
     /// Output from outside is screened for prompt injection and fenced; every output is cleared of
-    /// credentials; the call is audited.
-    async fn run_tool(&self, call: &ToolCall, sink: &dyn Fn(TurnEvent)) -> ToolCallReport {
+    /// credentials; the call is audited. Output held for the owner's review comes back beside the
+    /// report (whose output is then the notice that it was withheld).
+    async fn run_tool(&self, call: &ToolCall) -> (ToolCallReport, Option<String>) {
         let started = self.ports.clock.now_ms();
         let timeout = self.config.tool_timeout_ms;
         let tool = self.tools.get(&call.name);
@@ -289,6 +314,7 @@ impl Agent {
                 .unwrap_or_else(|| Err(ToolError::new(format!("timed out after {timeout} ms")))),
         };
         let mut screening = Value::Null;
+        let mut held = None;
         let (mut output, mut is_error) = match result {
             Ok(mut output) => {
                 tools::truncate_text(&mut output, MAX_TOOL_OUTPUT_BYTES, "\n[output truncated]");
@@ -297,6 +323,10 @@ impl Agent {
                     let screened = security::screen(&self.config.injection, source, label, &output);
                     if let Some(action) = screened.action {
                         screening = json!({"action": action, "severity": screened.detection.severity, "signals": screened.detection.signals});
+                    }
+                    if screened.action == Some(InjectionAction::Review) {
+                        held =
+                            screened.held.map(|text| self.guard.redact(&text)).filter(|r| !r.blocked).map(|r| r.text);
                     }
                     output = screened.text;
                 }
@@ -324,7 +354,7 @@ impl Agent {
             is_error,
             duration_ms: self.ports.clock.now_ms().saturating_sub(started),
         };
-        let mut detail = json!({"call_id": call.id, "arguments": report.arguments});
+        let mut detail = json!({});
         if !screening.is_null() {
             detail["injection"] = screening;
         }
@@ -332,20 +362,9 @@ impl Agent {
             detail["credentials_in_output"] = json!(redacted.findings.iter().map(|f| &f.rule).collect::<Vec<_>>());
         }
         let outcome = if is_error { first_line(&report.output) } else { format!("ok, {} bytes", report.output.len()) };
-        self.guard.audit().record(AuditEntry {
-            seq: 0,
-            at_ms: started,
-            principal: String::new(),
-            session: None,
-            kind: AuditKind::ToolCall,
-            tool: call.name.clone(),
-            detail,
-            decision: if tool.is_some() { Decision::Allowed } else { Decision::Blocked },
-            outcome,
-            duration_ms: report.duration_ms,
-        });
-        sink(TurnEvent::ToolCallFinished(report.clone()));
-        report
+        let decision = if tool.is_some() { Decision::Allowed } else { Decision::Blocked };
+        self.audit_call(&report, decision, outcome, detail);
+        (report, held)
     }
 
     /// A call's arguments as a JSON object, with any credential in them redacted.
@@ -353,6 +372,21 @@ impl Agent {
         let redacted = ToolCall { arguments: self.guard.redact(&call.arguments).text, ..call.clone() };
         redacted.arguments_object()
     }
+}
+
+/// The report of a turn that pauses until the owner answers `waiting`.
+fn awaiting(
+    turn: &TurnRecord,
+    waiting: Vec<Approval>,
+    tool_reports: Vec<ToolCallReport>,
+    model: String,
+    iterations: u32,
+) -> TurnReport {
+    let asks: Vec<String> = waiting.iter().map(|a| format!("`{}` ({}; request {})", a.tool, a.reason, a.id)).collect();
+    let reply = format!("Waiting for your approval before going on: {}.", asks.join("; "));
+    let mut report = TurnReport::new(turn, TurnStatus::AwaitingApproval, reply, tool_reports, model, iterations);
+    report.approvals = waiting;
+    report
 }
 
 /// The first line of a text, at most 300 bytes long.

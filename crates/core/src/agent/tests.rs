@@ -6,17 +6,23 @@ use futures::executor::block_on;
 use serde_json::json;
 
 use super::*;
-use crate::ports::testing::{ports, Canned, ScriptedHttp};
+use crate::ports::testing::{ports, Canned, ManualClock, ScriptedHttp};
+use crate::security::ApprovalStatus;
 use crate::session::InMemoryStore;
 
 fn agent(http: Rc<ScriptedHttp>, vars: &[(&str, &str)]) -> Agent {
+    agent_and_clock(http, vars).0
+}
+
+fn agent_and_clock(http: Rc<ScriptedHttp>, vars: &[(&str, &str)]) -> (Agent, Rc<ManualClock>) {
     let mut all: HashMap<String, String> = [("OPENAI_API_KEY", "k"), ("EDGECLAW_LLM_MAX_RETRIES", "0")]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_env(&|k| all.get(k).cloned()).unwrap();
-    Agent::new(config, ports(http).0, Rc::new(Guard::default())).unwrap()
+    let (ports, clock) = ports(http);
+    (Agent::new(config, ports, Rc::new(Guard::default())).unwrap(), clock)
 }
 
 fn tool_call(calls: &[(&str, &str, serde_json::Value)]) -> Canned {
@@ -69,6 +75,7 @@ fn tool_calls_run_concurrently_and_results_feed_the_next_call() {
             TurnEvent::ToolCallFinished(_) => "tool_end",
             TurnEvent::Usage { .. } => "usage",
             TurnEvent::TextDelta { .. } => "delta",
+            TurnEvent::ApprovalRequired(_) => "approval",
         })
         .collect();
     assert_eq!(names, ["started", "usage", "tool_start", "tool_start", "tool_end", "tool_end", "usage"]);
@@ -236,4 +243,112 @@ fn memory_tools_store_facts_that_later_turns_recall() {
     let tools: Vec<&str> =
         last["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
     assert!(tools.contains(&"memory_search") && tools.contains(&"memory_delete"), "{tools:?}");
+}
+
+/// Calculator calls under rules that ask about `2+2`, refuse anything with a `6`, and allow the rest.
+const CALCULATOR_RULES: &str = r#"[
+    {"effect": "ask", "tool": "calculator", "arguments": "2\\+2", "timeout_ms": 60000},
+    {"effect": "deny", "tool": "calc*", "arguments": "6"}
+]"#;
+
+fn paused_turn(http: &Rc<ScriptedHttp>) -> (Agent, Rc<ManualClock>, InMemoryStore, TurnReport) {
+    http.responses.borrow_mut().push_back(Ok(tool_call(&[
+        ("a", "calculator", json!({"expression": "2+2"})),
+        ("b", "calculator", json!({"expression": "3*3"})),
+        ("c", "calculator", json!({"expression": "6*7"})),
+    ])));
+    let (agent, clock) = agent_and_clock(http.clone(), &[("EDGECLAW_APPROVALS", CALCULATOR_RULES)]);
+    let store = InMemoryStore::default();
+    let (report, events) = run(&agent, &store, TurnInput::Message("compute".into()));
+    let report = report.unwrap();
+    assert!(events.iter().any(|e| matches!(e, TurnEvent::ApprovalRequired(a) if a.call_id == "a")));
+    (agent, clock, store, report)
+}
+
+#[test]
+fn an_ask_rule_pauses_the_turn_until_the_owner_approves() {
+    let http = Rc::new(ScriptedHttp::default());
+    let (agent, _clock, store, report) = paused_turn(&http);
+    assert_eq!(report.status, TurnStatus::AwaitingApproval);
+    assert_eq!(report.approvals.len(), 1);
+    let approval = &report.approvals[0];
+    assert_eq!((approval.tool.as_str(), approval.status), ("calculator", ApprovalStatus::Pending));
+    assert!(report.reply.contains(&approval.id) && report.reply.contains("rule `ask calculator"), "{}", report.reply);
+    let outputs: Vec<(&str, &str)> = report.tool_calls.iter().map(|c| (c.id.as_str(), c.output.as_str())).collect();
+    assert_eq!(outputs[0], ("b", "9"));
+    assert!(
+        outputs[1].0 == "c"
+            && outputs[1].1.starts_with("error: refused by the approval policy (rule `deny calc* /6/`)")
+    );
+    assert_eq!(block_on(store.last_turn()).unwrap().unwrap().status, TurnStatus::AwaitingApproval);
+
+    // nothing else runs meanwhile, and the turn cannot go on before the answer
+    for input in [TurnInput::Message("next".into()), TurnInput::Retry, TurnInput::Resume] {
+        assert!(matches!(run(&agent, &store, input).0, Err(Error::AwaitingApproval)));
+    }
+    assert!(matches!(block_on(agent.decide_approval(&store, "apv_nope", true)), Err(Error::ApprovalNotFound(_))));
+
+    let (decided, state) = block_on(agent.decide_approval(&store, &approval.id, true)).unwrap();
+    assert_eq!((decided.status, state.ready), (ApprovalStatus::Approved, true));
+    assert!(matches!(
+        block_on(agent.decide_approval(&store, &approval.id, false)),
+        Err(Error::ApprovalDecided(_, "approved"))
+    ));
+    http.responses.borrow_mut().push_back(Ok(answer("4 and 9")));
+    let (resumed, _) = run(&agent, &store, TurnInput::Resume);
+    let resumed = resumed.unwrap();
+    assert_eq!(
+        (resumed.status, resumed.reply.as_str(), resumed.turn_id.as_str()),
+        (TurnStatus::Completed, "4 and 9", report.turn_id.as_str())
+    );
+    assert_eq!(resumed.tool_calls[0].output, "4");
+    let last: serde_json::Value = serde_json::from_slice(&http.requests.borrow()[1].body).unwrap();
+    let results: Vec<&str> = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["tool_call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["b", "c", "a"], "every call has its result before the model is asked again");
+    assert!(block_on(store.approvals()).unwrap().is_empty());
+    assert!(matches!(run(&agent, &store, TurnInput::Resume).0, Err(Error::NotPaused)));
+}
+
+#[test]
+fn a_denied_or_expired_request_is_a_refusal_the_model_is_told_about() {
+    let http = Rc::new(ScriptedHttp::default());
+    let (agent, _, store, report) = paused_turn(&http);
+    block_on(agent.decide_approval(&store, &report.approvals[0].id, false)).unwrap();
+    http.responses.borrow_mut().push_back(Ok(answer("as you wish")));
+    let resumed = run(&agent, &store, TurnInput::Resume).0.unwrap();
+    assert_eq!(resumed.tool_calls[0].output, "error: not run: the owner said no");
+
+    let http = Rc::new(ScriptedHttp::default());
+    let (agent, clock, store, report) = paused_turn(&http);
+    let id = &report.approvals[0].id;
+    let state = block_on(agent.expire_approvals(&store)).unwrap();
+    assert_eq!((state.ready, state.next_deadline), (false, Some(report.approvals[0].expires_at)));
+    clock.now.set(report.approvals[0].expires_at);
+    assert!(matches!(block_on(agent.decide_approval(&store, id, true)), Err(Error::ApprovalDecided(_, "expired"))));
+    assert_eq!(block_on(agent.expire_approvals(&store)).unwrap(), ApprovalState { ready: true, next_deadline: None });
+    http.responses.borrow_mut().push_back(Ok(answer("too late")));
+    let resumed = run(&agent, &store, TurnInput::Resume).0.unwrap();
+    assert_eq!(resumed.tool_calls[0].output, "error: not run: nobody answered in time");
+}
+
+#[test]
+fn high_risk_calls_ask_by_default() {
+    let http = Rc::new(ScriptedHttp::default());
+    http.responses.borrow_mut().push_back(Ok(tool_call(&[(
+        "a",
+        "http_fetch",
+        json!({"url": "https://api.example.com/", "method": "POST", "body": "hello"}),
+    )])));
+    let agent = agent(http.clone(), &[]);
+    let store = InMemoryStore::default();
+    let report = run(&agent, &store, TurnInput::Message("post it".into())).0.unwrap();
+    assert_eq!(report.status, TurnStatus::AwaitingApproval);
+    assert_eq!(report.approvals[0].reason, "high-risk call (no rule applies)");
+    assert_eq!(http.requests.borrow().len(), 1, "nothing was sent before the approval");
 }

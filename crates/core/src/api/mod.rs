@@ -10,7 +10,7 @@ mod turn;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::security::{AuditQuery, MAX_AUDIT_PAGE};
+use crate::security::{Approval, AuditQuery, MAX_AUDIT_PAGE};
 use crate::session::{SessionId, Transcript};
 
 pub use error::ApiError;
@@ -36,6 +36,10 @@ pub enum Route {
     Retry(SessionId),
     /// `DELETE /api/sessions/{id}`
     DeleteSession(SessionId),
+    /// `GET /api/sessions/{id}/approvals`: what the session's paused turn waits for.
+    Approvals(SessionId),
+    /// `POST /api/sessions/{id}/approvals/{approval_id}`: approve or deny one request.
+    DecideApproval(SessionId, String),
     /// `POST /v1/chat/completions`
     ChatCompletions,
     /// `GET /v1/models`
@@ -107,6 +111,13 @@ impl Route {
             ["api", "sessions", id, "retry"] => {
                 (&["POST"], if method == "POST" { Some(Route::Retry(session(id)?)) } else { None })
             }
+            ["api", "sessions", id, "approvals"] => {
+                (&["GET"], if method == "GET" { Some(Route::Approvals(session(id)?)) } else { None })
+            }
+            ["api", "sessions", id, "approvals", approval] => (
+                &["POST"],
+                if method == "POST" { Some(Route::DecideApproval(session(id)?, approval.to_string())) } else { None },
+            ),
             ["api", "sessions", id] => {
                 (&["DELETE"], if method == "DELETE" { Some(Route::DeleteSession(session(id)?)) } else { None })
             }
@@ -207,6 +218,38 @@ pub fn parse_audit_query(query: Option<&str>) -> Result<AuditQuery, ApiError> {
         return Err(ApiError::new(400, "invalid_request", format!("`limit` must be from 1 to {MAX_AUDIT_PAGE}")));
     }
     Ok(query)
+}
+
+/// An answer to an approval request: `{"decision": "approve" | "deny", "stream": bool}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    /// The owner's decision.
+    pub decision: ApprovalDecision,
+    /// Stream the resumed turn as SSE (when this answer is the last one it waited for).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// The owner's decision on an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    /// Run the call (or release its output).
+    Approve,
+    /// Refuse it.
+    Deny,
+}
+
+/// Reads the body of `POST /api/sessions/{id}/approvals/{approval_id}`.
+pub fn parse_approval_answer(body: &[u8]) -> Result<ApprovalAnswer, ApiError> {
+    parse_json(body)
+}
+
+/// The body answering an approval decision: the request as it now stands, and the resumed turn's
+/// report when the decision let the turn go on (`null` while other requests still wait).
+pub fn approval_decided(approval: &Approval, turn: Option<Value>) -> Value {
+    json!({"approval": approval, "turn": turn})
 }
 
 #[derive(Deserialize)]
@@ -318,6 +361,24 @@ mod tests {
         for bad in ["limit=x", "limit=0", "limit=501", "kind=delete", "color=red"] {
             assert_eq!(parse_audit_query(Some(bad)).unwrap_err().code, "invalid_request", "{bad}");
         }
+    }
+
+    #[test]
+    fn approval_routes_and_answers() {
+        let id = SessionId::parse("s1").unwrap();
+        assert_eq!(Route::parse("GET", "/api/sessions/s1/approvals").unwrap(), Route::Approvals(id.clone()));
+        assert_eq!(
+            Route::parse("POST", "/api/sessions/s1/approvals/apv_1").unwrap(),
+            Route::DecideApproval(id, "apv_1".into())
+        );
+        assert_eq!(Route::parse("GET", "/api/sessions/s1/approvals/apv_1").unwrap_err().status, 405);
+        let answer = parse_approval_answer(br#"{"decision": "deny"}"#).unwrap();
+        assert_eq!((answer.decision, answer.stream), (ApprovalDecision::Deny, false));
+        assert!(parse_approval_answer(br#"{"decision": "approve", "stream": true}"#).unwrap().stream);
+        for bad in [&br#"{"decision": "maybe"}"#[..], br#"{}"#, br#"{"decision": "deny", "why": 1}"#] {
+            assert_eq!(parse_approval_answer(bad).unwrap_err().code, "invalid_request");
+        }
+        assert_eq!(parse_approval_answer(b"nope").unwrap_err().code, "invalid_json");
     }
 
     #[test]

@@ -152,9 +152,9 @@ pub fn chunk(turn_id: &str, created: u64, delta: Value, finish_reason: Option<&s
 }
 
 /// The closing frames of a streamed turn: the finish chunk (carrying the reply when it was not
-/// streamed, as with the iteration-limit notice), the optional usage chunk, and `[DONE]`.
+/// streamed, as with the iteration-limit notice or the wait for approval), the optional usage chunk, and `[DONE]`.
 pub fn closing_chunks(report: &TurnReport, created: u64, include_usage: bool) -> String {
-    let delta = if report.status == TurnStatus::LimitReached { json!({"content": report.reply}) } else { json!({}) };
+    let delta = if report.status == TurnStatus::Completed { json!({}) } else { json!({"content": report.reply}) };
     let mut out = chunk(&report.turn_id, created, delta, Some(finish_reason(report)));
     if include_usage {
         let usage = json!({
@@ -227,6 +227,7 @@ mod tests {
             cost_usd: None,
             model: "openai:x".into(),
             iterations: 2,
+            approvals: vec![],
         };
         let frames = closing_chunks(&report, 7, true);
         assert!(frames.contains(r#""content":"Stopped""#) && frames.contains(r#""finish_reason":"length""#));

@@ -1,6 +1,7 @@
 //! Security: the secrets vault, the egress gate, leak detection, prompt-injection detection and the
-//! audit log — the defences every tool and channel uses.
+//! audit log and human approval of risky calls — the defences every tool and channel uses.
 
+mod approval;
 mod audit;
 mod egress;
 mod guard;
@@ -11,6 +12,10 @@ mod redact_stream;
 mod secrets;
 mod untrusted;
 mod vault;
+pub use approval::{
+    Approval, ApprovalKind, ApprovalPolicy, ApprovalRequest, ApprovalStatus, Effect, Risk, Ruling,
+    MAX_APPROVAL_TIMEOUT_MS,
+};
 pub use audit::{AuditEntry, AuditKind, AuditLog, AuditQuery, AuditStore, Decision, InMemoryAudit, MAX_AUDIT_PAGE};
 pub use egress::{Egress, EgressError, EgressPolicy, TextResponse};
 pub use guard::Guard;

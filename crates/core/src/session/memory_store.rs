@@ -6,12 +6,14 @@ use async_trait::async_trait;
 
 use super::{SessionStore, StoredMessage, Transcript, TurnRecord};
 use crate::llm::Message;
+use crate::security::ApprovalRequest;
 use crate::Result;
 
 /// Keeps a transcript in memory for the lifetime of the value.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     transcript: RefCell<Transcript>,
+    approvals: RefCell<Vec<ApprovalRequest>>,
 }
 
 impl InMemoryStore {
@@ -22,7 +24,7 @@ impl InMemoryStore {
             .enumerate()
             .map(|(i, message)| StoredMessage { seq: i as u64 + 1, turn_id: "history".into(), created_at: 0, message })
             .collect();
-        Self { transcript: RefCell::new(Transcript { messages, turns: vec![] }) }
+        Self { transcript: RefCell::new(Transcript { messages, turns: vec![] }), approvals: RefCell::default() }
     }
 }
 
@@ -68,8 +70,29 @@ impl SessionStore for InMemoryStore {
         Ok(self.transcript.borrow().clone())
     }
 
+    async fn save_approvals(&self, requests: &[ApprovalRequest]) -> Result<()> {
+        let mut approvals = self.approvals.borrow_mut();
+        for request in requests {
+            match approvals.iter_mut().find(|r| r.approval.id == request.approval.id) {
+                Some(stored) => *stored = request.clone(),
+                None => approvals.push(request.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn approvals(&self) -> Result<Vec<ApprovalRequest>> {
+        Ok(self.approvals.borrow().clone())
+    }
+
+    async fn clear_approvals(&self) -> Result<()> {
+        self.approvals.borrow_mut().clear();
+        Ok(())
+    }
+
     async fn clear(&self) -> Result<()> {
         *self.transcript.borrow_mut() = Transcript::default();
+        self.approvals.borrow_mut().clear();
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::llm::{Message, Usage};
+use crate::security::ApprovalRequest;
 use crate::Result;
 
 pub use memory_store::InMemoryStore;
@@ -70,6 +71,8 @@ pub enum TurnStatus {
     LimitReached,
     /// The turn ended in an error; it can be retried.
     Failed,
+    /// The turn is paused until the owner answers its approval requests.
+    AwaitingApproval,
 }
 
 impl TurnStatus {
@@ -80,14 +83,21 @@ impl TurnStatus {
             TurnStatus::Completed => "completed",
             TurnStatus::LimitReached => "limit_reached",
             TurnStatus::Failed => "failed",
+            TurnStatus::AwaitingApproval => "awaiting_approval",
         }
     }
 
     /// Parses a stored status name.
     pub fn parse(text: &str) -> Option<TurnStatus> {
-        [TurnStatus::Running, TurnStatus::Completed, TurnStatus::LimitReached, TurnStatus::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            TurnStatus::Running,
+            TurnStatus::Completed,
+            TurnStatus::LimitReached,
+            TurnStatus::Failed,
+            TurnStatus::AwaitingApproval,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -150,6 +160,12 @@ pub trait SessionStore {
     async fn last_turn(&self) -> Result<Option<TurnRecord>>;
     /// The whole transcript.
     async fn transcript(&self) -> Result<Transcript>;
-    /// Deletes everything.
+    /// Stores approval requests, replacing any with the same id.
+    async fn save_approvals(&self, requests: &[ApprovalRequest]) -> Result<()>;
+    /// The stored approval requests (those of the paused turn), oldest first.
+    async fn approvals(&self) -> Result<Vec<ApprovalRequest>>;
+    /// Forgets the approval requests (once the paused turn has gone on).
+    async fn clear_approvals(&self) -> Result<()>;
+    /// Deletes everything, approval requests included.
     async fn clear(&self) -> Result<()>;
 }

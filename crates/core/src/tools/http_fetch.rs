@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{string_arg, Tool, ToolError};
 use crate::ports::HttpRequest;
-use crate::security::{Egress, Source};
+use crate::security::{Egress, Risk, Source};
 
 /// The tool's name, which is also its name in egress allowlists (routine pre-checks and deliveries go
 /// out under it too).
@@ -88,6 +88,16 @@ impl Tool for HttpFetch {
 
     fn provenance(&self) -> Option<Source> {
         Some(Source::Web)
+    }
+
+    /// Reading a page is medium risk; sending data (POST) or spending a credential is high.
+    fn risk(&self, arguments: &Value) -> Risk {
+        let posts = arguments.get("method").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("POST"));
+        if posts || arguments.get("credential").is_some_and(|c| !c.is_null()) {
+            Risk::High
+        } else {
+            Risk::Medium
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{string_arg, truncate_text, Tool, ToolError, ToolRegistry};
 use crate::memory::{Memory, MemoryError, Namespace, SearchRequest};
+use crate::security::Risk;
 
 /// Longest document text returned by `memory_read`.
 const MAX_READ_BYTES: usize = 16 * 1024;
@@ -54,6 +55,10 @@ impl Tool for MemoryWrite {
             },
             "required": ["content"]
         })
+    }
+
+    fn risk(&self, _arguments: &Value) -> Risk {
+        Risk::Medium
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {
@@ -176,6 +181,10 @@ impl Tool for MemoryDelete {
 
     fn parameters(&self) -> Value {
         id_parameter()
+    }
+
+    fn risk(&self, _arguments: &Value) -> Risk {
+        Risk::Medium
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {

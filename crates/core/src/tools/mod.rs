@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::llm::ToolSpec;
 use crate::ports::Ports;
-use crate::security::{Egress, Source};
+use crate::security::{Egress, Risk, Source};
 
 pub use calculator::Calculator;
 pub use current_time::CurrentTime;
@@ -46,6 +46,10 @@ pub trait Tool {
     /// prompt injection and fenced as untrusted before the model sees it.
     fn provenance(&self) -> Option<Source> {
         None
+    }
+    /// How much harm this call could do (the approval policy asks about high-risk calls by default).
+    fn risk(&self, _arguments: &Value) -> Risk {
+        Risk::Low
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{string_arg, Tool, ToolError, ToolRegistry};
 use crate::routine::{Action, CatchUp, Delivery, Limits, Routine, RoutineSpec, Trigger};
+use crate::security::Risk;
 use crate::session::SessionId;
 
 /// The owner's routine book, as the tools reach it.
@@ -67,6 +68,10 @@ impl Tool for ScheduleCreate {
             },
             "required": ["when", "prompt"]
         })
+    }
+
+    fn risk(&self, _arguments: &Value) -> Risk {
+        Risk::Medium
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {
@@ -159,6 +164,10 @@ impl Tool for ScheduleCancel {
             "properties": {"id": {"type": "string", "description": "The routine id, e.g. rt_…"}},
             "required": ["id"]
         })
+    }
+
+    fn risk(&self, _arguments: &Value) -> Risk {
+        Risk::Medium
     }
 
     async fn execute(&self, arguments: Value) -> Result<String, ToolError> {
