@@ -32,12 +32,13 @@ the reply.  Directives may appear anywhere in that text:
 ``#expr E``        expression for the ``calc`` script (no spaces)
 ``#call NAME``     tool for the ``tool`` script to call
 ``#args64 B``      its arguments: base64url of a JSON object
+``#text64 B``      what the ``say`` script answers: base64url of UTF-8 text
 
 ``step`` is the number of assistant turns after that user message
 (consecutive assistant messages count as one turn).  Every reply text starts
 with ``[WIRE]`` so a test can tell which provider answered.
 
-Scripts: ``echo``, ``calc``, ``chain``, ``time``, ``fetch``, ``parallel``, ``tool``,
+Scripts: ``echo``, ``say``, ``calc``, ``chain``, ``time``, ``fetch``, ``parallel``, ``tool``,
 ``loop``, ``bad_tool``, ``rate_limit``, ``error500``, ``cut``, ``cut_once``,
 ``malformed``, ``malformed_once``.  See ``SCRIPTS`` below.
 
@@ -102,7 +103,7 @@ EMBEDDING_FIXED_DIMENSIONS_SUFFIX = "-d32"
 
 FAILURE_SCRIPTS = frozenset({"rate_limit", "error500", "cut", "cut_once", "malformed", "malformed_once"})
 
-_DIRECTIVE_RE = re.compile(r"\s*#(script|nonce|down|slow|drip|url|tz|expr|call|args64)[ \t]+(\S+)")
+_DIRECTIVE_RE = re.compile(r"\s*#(script|nonce|down|slow|drip|url|tz|expr|call|args64|text64)[ \t]+(\S+)")
 _GEMINI_PATH_RE = re.compile(r"/(v1beta|v1)/models/([^/]+?):(generateContent|streamGenerateContent)")
 
 _RECORDED_HEADERS = (
@@ -451,8 +452,13 @@ def _script_tool(ctx: Context) -> Reply:
     return Reply(ctx.tag(f"tool said: {ctx.first_result()}"))
 
 
+def _script_say(ctx: Context) -> Reply:
+    return Reply(ctx.tag(base64.urlsafe_b64decode(ctx.directives.get("text64", "")).decode("utf-8", "replace")))
+
+
 SCRIPTS = {
     "echo": _script_echo,
+    "say": _script_say,
     "tool": _script_tool,
     "calc": _script_calc,
     "chain": _script_chain,
@@ -465,6 +471,11 @@ SCRIPTS = {
 # failure scripts answer like echo once they stop failing
 for _name in FAILURE_SCRIPTS:
     SCRIPTS[_name] = _script_echo
+
+
+def say(text: str, nonce: str) -> str:
+    """The directives that make the model answer ``text`` (which the message itself does not contain)."""
+    return f"#script say #text64 {base64.urlsafe_b64encode(text.encode()).decode()} #nonce {nonce}"
 
 
 def tool_call(name: str, args: dict, nonce: str) -> str:
